@@ -1,0 +1,26 @@
+"""The code location: every asset, check, job, schedule and resource, assembled in one place."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from crowd_platform.defs.core.assets import core_assets
+from crowd_platform.defs.event.assets import event_assets
+from crowd_platform.defs.marts.assets import marts_assets
+from crowd_platform.defs.reference.assets import reference_assets
+from crowd_platform.defs.schedules import daily_job, daily_schedule, event_job, reference_job
+from crowd_platform.defs.staging.assets import staging_events
+from crowd_platform.progress import progress_logger
+from crowd_platform.resources import build_resources
+
+ALL_ASSETS = [*reference_assets, staging_events, *core_assets, *marts_assets, *event_assets]
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=[daily_job, reference_job, event_job],
+    schedules=[daily_schedule],
+    resources=build_resources(),
+    # DuckDB has a single writer: steps run one after another in the run's own process.
+    executor=dg.in_process_executor,
+    loggers={"console": dg.colored_console_logger, "progress": progress_logger},
+)

@@ -1,0 +1,111 @@
+"""Core: device-level facts under a pseudonym (restricted; never published)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from crowd_platform.defs.sql_asset import SqlCheck, sql_asset
+from crowd_platform.methodology import Methodology
+from crowd_platform.partitions import NEIGHBOURING_DAYS, trailing_nights
+
+STAGED_EVENTS = dg.AssetKey(["staging", "events"])
+HOME_WINDOW = trailing_nights(Methodology().home_window_nights)
+
+
+def core_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["core", name])
+
+
+def reference_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["reference", name])
+
+
+stays = sql_asset(
+    "core",
+    "stays",
+    "One row per stay of a device at a place: consecutive events at one cell (A-B-A ping-pong "
+    "smoothed), split by gaps over the limit; boundaries at the midpoint between stays. Reads the "
+    "neighbouring days so a stay across midnight is whole; a stay belongs to the day it starts.",
+    deps=[dg.AssetDep(STAGED_EVENTS, partition_mapping=NEIGHBOURING_DAYS)],
+    checks=[
+        SqlCheck(
+            "stay_bounds_ordered",
+            "Every stay ends at or after its start, and its duration matches its bounds.",
+            "SELECT count(*) FROM core.stays WHERE event_date BETWEEN $first_day AND $last_day "
+            "AND (stay_end < stay_start OR abs(duration_s - epoch(stay_end - stay_start)) > 0.001)",
+        )
+    ],
+)
+
+devices = sql_asset(
+    "core",
+    "devices",
+    "One row per device and day: home MCC/MNC, origin country (ITU E.212), handset class by TAC "
+    "and whether it is a machine SIM (excluded from visitor statistics).",
+    deps=[STAGED_EVENTS, reference_key("mcc_countries"), reference_key("tac_classes")],
+)
+
+device_nights = sql_asset(
+    "core",
+    "device_nights",
+    "Where each device spent the night that begins on the day's evening (22:00-06:00 local): the "
+    "municipality whose cells its stays cover longest.",
+    deps=[dg.AssetDep(core_key("stays"), partition_mapping=NEIGHBOURING_DAYS), reference_key("cells")],
+)
+
+device_homes = sql_asset(
+    "core",
+    "device_homes",
+    "Each Swedish device's home municipality as known on the day: the majority municipality of "
+    "its observed nights over the trailing 28 nights (earlier partitions only), needing at least "
+    "7 nights; else unknown.",
+    deps=[dg.AssetDep(core_key("device_nights"), partition_mapping=HOME_WINDOW), core_key("devices")],
+)
+
+device_weights = sql_asset(
+    "core",
+    "device_weights",
+    "Each device's extrapolation weight for the day: 1 / the operator's share of the residents of "
+    "its home municipality (measured), of Sweden (unknown home) or of its country's roamers.",
+    deps=[
+        core_key("device_homes"),
+        core_key("devices"),
+        reference_key("municipalities"),
+        reference_key("market_shares"),
+    ],
+    checks=[
+        SqlCheck(
+            "shares_are_probabilities",
+            "Every weight's share lies in (0, 1].",
+            "SELECT count(*) FROM core.device_weights WHERE event_date BETWEEN $first_day AND $last_day "
+            "AND NOT (share > 0 AND share <= 1)",
+        )
+    ],
+)
+
+zone_visits = sql_asset(
+    "core",
+    "zone_visits",
+    "One row per visit episode of a device to a zone (stays at cells counting in the zone, merged "
+    "while they touch): dwell, is_visit (>= 20 min), visitor class, origin country and home "
+    "municipality. Episodes under 5 minutes and machine SIMs are left out.",
+    deps=[
+        dg.AssetDep(core_key("stays"), partition_mapping=NEIGHBOURING_DAYS),
+        dg.AssetDep(core_key("devices"), partition_mapping=NEIGHBOURING_DAYS),
+        core_key("device_homes"),
+        reference_key("cell_zone_weights"),
+        reference_key("zones"),
+        reference_key("events"),
+    ],
+    checks=[
+        SqlCheck(
+            "visit_flags_consistent",
+            "dwell_s equals the episode's length and is_visit agrees with the visit threshold.",
+            "SELECT count(*) FROM core.zone_visits WHERE event_date BETWEEN $first_day AND $last_day "
+            "AND (dwell_s < 0 OR abs(dwell_s - epoch(visit_end - visit_start)) > 0.001 "
+            "OR is_visit <> (dwell_s >= $visit_min_s))",
+        )
+    ],
+)
+
+core_assets = [stays, devices, device_nights, device_homes, device_weights, zone_visits]

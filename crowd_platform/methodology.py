@@ -1,0 +1,58 @@
+"""Every methodology parameter in one place, with its default (DESIGN section 5).
+
+`Methodology` is a Dagster resource, so a user overrides any value for a run from the launchpad
+(`resources: methodology: config: ...`) without touching code; the CLI and tests build it with
+keyword arguments. `docs/methodology.md` explains each value.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+METHODOLOGY_VERSION = "0.1-first-cut"
+
+
+class Methodology(dg.ConfigurableResource):
+    """Thresholds and defaults of cleaning, stays, visits, homes, extrapolation and disclosure."""
+
+    # Ingest
+    late_arrival_days: int = 1  # a delivery folder may hold events of this many earlier days
+    # Stays
+    stay_max_gap_min: float = 70.0  # idle devices update about every 54 min; longer gaps end a stay
+    pingpong_max_min: float = 10.0  # an A-B-A flip shorter than this is noise, B is relabelled A
+    # Zone attribution and visits
+    zone_min_weight: float = 0.5  # a cell counts in a zone when this share of its coverage is in it
+    visit_min_min: float = 20.0  # Telia's threshold for an "activity" (a visit)
+    passerby_min_min: float = 5.0  # shorter presence is not reported at all
+    # Homes
+    home_window_nights: int = 28
+    home_min_nights: int = 7
+    night_start_hour: int = 22
+    night_end_hour: int = 6
+    # Extrapolation
+    default_roaming_share: float = 0.3  # for countries missing from roaming_shares.csv
+    default_national_share: float = 0.4  # only until the first homes are detected (first week)
+    roaming_share_rel_se: float = 0.10  # delivered roaming shares are taken as +-10 % (1 s.e.)
+    confidence_z: float = 1.96  # 95 % intervals
+    # Disclosure control
+    min_group_devices: int = 10  # k: a published group needs at least this many distinct devices
+
+    def sql_params(self) -> dict[str, float | int]:
+        """The parameters as named SQL parameters ($visit_min_s, ...), in seconds where timed."""
+        return {
+            "late_arrival_days": self.late_arrival_days,
+            "stay_max_gap_s": self.stay_max_gap_min * 60,
+            "pingpong_max_s": self.pingpong_max_min * 60,
+            "zone_min_weight": self.zone_min_weight,
+            "visit_min_s": self.visit_min_min * 60,
+            "passerby_min_s": self.passerby_min_min * 60,
+            "home_window_nights": self.home_window_nights,
+            "home_min_nights": self.home_min_nights,
+            "night_start_hour": self.night_start_hour,
+            "night_end_hour": self.night_end_hour,
+            "default_roaming_share": self.default_roaming_share,
+            "default_national_share": self.default_national_share,
+            "roaming_share_rel_se": self.roaming_share_rel_se,
+            "z": self.confidence_z,
+            "k": self.min_group_devices,
+        }

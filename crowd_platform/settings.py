@@ -1,0 +1,59 @@
+"""Where things live: paths and the partition window, from environment variables.
+
+The names of the variables are part of the data contract (DESIGN section 2). Every default
+points inside the project's git-ignored `data/` folder, except the pseudonym key, which lives
+outside the repository (see `crowd_platform.pseudonym`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("CROWD_DATA_DIR", PROJECT_ROOT / "data"))
+SQL_DIR = PROJECT_ROOT / "sql"
+REFERENCE_DATA_DIR = Path(__file__).resolve().parent / "reference_data"
+
+LOCAL_TIMEZONE = "Europe/Stockholm"
+
+# The H22 demo window: four baseline weeks before the expo, then the 35 expo days.
+DEMO_WINDOW_START = dt.date(2022, 5, 2)
+DEMO_WINDOW_END = dt.date(2022, 7, 3)
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("CROWD_LANDING_DIR", DATA_DIR / "landing"))
+
+
+def truth_dir() -> Path:
+    """Ground truth of the synthetic world, written beside (not inside) the landing folder."""
+    return Path(os.environ.get("CROWD_TRUTH_DIR", DATA_DIR / "truth"))
+
+
+def warehouse_path() -> Path:
+    return Path(os.environ.get("CROWD_WAREHOUSE", DATA_DIR / "warehouse.duckdb"))
+
+
+def report_dir() -> Path:
+    return Path(os.environ.get("CROWD_REPORT_DIR", DATA_DIR / "reports"))
+
+
+def _date_from_env(name: str, default: dt.date) -> dt.date:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a date of the form YYYY-MM-DD") from exc
+
+
+def partition_window() -> tuple[dt.date, dt.date]:
+    """First and last daily partition, both inclusive."""
+    start = _date_from_env("CROWD_PARTITION_START", DEMO_WINDOW_START)
+    end = _date_from_env("CROWD_PARTITION_END", DEMO_WINDOW_END)
+    if end < start:
+        raise ValueError(f"CROWD_PARTITION_END ({end}) is before CROWD_PARTITION_START ({start})")
+    return start, end

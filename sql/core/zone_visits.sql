@@ -1,0 +1,110 @@
+-- core.zone_visits: one row per visit episode of a device to a zone: consecutive stays at cells
+-- that count in the zone (at least $zone_min_weight of the cell's coverage inside it), merged
+-- while they touch. Episodes shorter than $passerby_min_s are dropped; is_visit marks those of
+-- at least $visit_min_s. An episode belongs to the local day it starts. Machine SIMs are left out.
+WITH
+stays_of_window AS (
+    SELECT device_key, stay_start, stay_end, place
+    FROM core.stays
+    WHERE event_date BETWEEN $first_day - 1 AND $last_day + 1
+),
+
+stays_in_zones AS (
+    SELECT stays.device_key, weights.zone_id, stays.stay_start, stays.stay_end
+    FROM stays_of_window AS stays
+    JOIN reference.cell_zone_weights AS weights
+        ON weights.cell_id = stays.place
+       AND CAST(stays.stay_start AS DATE) >= weights.valid_from
+       AND (weights.valid_to IS NULL OR CAST(stays.stay_start AS DATE) <= weights.valid_to)
+    WHERE weights.weight >= $zone_min_weight
+),
+
+episode_breaks AS (
+    SELECT
+        *,
+        CASE
+            WHEN stay_start > max(stay_end) OVER (
+                PARTITION BY device_key, zone_id ORDER BY stay_start, stay_end
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            ) THEN 1
+            WHEN row_number() OVER (PARTITION BY device_key, zone_id ORDER BY stay_start, stay_end) = 1 THEN 1
+            ELSE 0
+        END AS starts_episode
+    FROM stays_in_zones
+),
+
+episodes AS (
+    SELECT
+        device_key,
+        zone_id,
+        min(stay_start) AS visit_start,
+        max(stay_end) AS visit_end
+    FROM (
+        SELECT
+            *,
+            sum(starts_episode) OVER (
+                PARTITION BY device_key, zone_id ORDER BY stay_start, stay_end ROWS UNBOUNDED PRECEDING
+            ) AS episode_number
+        FROM episode_breaks
+    )
+    GROUP BY device_key, zone_id, episode_number
+),
+
+episodes_of_run AS (
+    SELECT CAST(visit_start AS DATE) AS event_date, *
+    FROM episodes
+    WHERE CAST(visit_start AS DATE) BETWEEN $first_day AND $last_day
+      AND epoch(visit_end - visit_start) >= $passerby_min_s
+),
+
+-- A SIM's profile does not change from day to day; the neighbouring days cover an episode
+-- that starts just before the device's first event of its day.
+device_profile AS (
+    SELECT
+        device_key,
+        any_value(origin_country) AS origin_country,
+        any_value(home_mcc) AS home_mcc,
+        bool_or(is_machine) AS is_machine
+    FROM core.devices
+    WHERE event_date BETWEEN $first_day - 1 AND $last_day + 1
+    GROUP BY device_key
+),
+
+-- The host municipality's residents are "residents": the event's host where the zone belongs to
+-- an event (as a main zone or a venue inside one), else the municipality the zone lies in.
+zone_host AS (
+    SELECT
+        zones.zone_id,
+        coalesce(
+            any_value(events.host_municipality) FILTER (WHERE events.host_municipality IS NOT NULL),
+            any_value(zones.municipality_code)
+        ) AS host_municipality
+    FROM reference.zones AS zones
+    LEFT JOIN reference.events AS events
+        ON events.main_zone_id IN (zones.zone_id, zones.parent_zone_id)
+    GROUP BY zones.zone_id
+)
+
+SELECT
+    episodes_of_run.event_date,
+    episodes_of_run.device_key,
+    episodes_of_run.zone_id,
+    episodes_of_run.visit_start,
+    episodes_of_run.visit_end,
+    epoch(episodes_of_run.visit_end - episodes_of_run.visit_start) AS dwell_s,
+    epoch(episodes_of_run.visit_end - episodes_of_run.visit_start) >= $visit_min_s AS is_visit,
+    CASE
+        WHEN device_profile.home_mcc IS DISTINCT FROM '240' AND device_profile.origin_country IS NOT NULL
+            THEN 'international_visitor'
+        WHEN homes.home_municipality IS NULL THEN 'unknown'
+        WHEN homes.home_municipality = zone_host.host_municipality THEN 'resident'
+        ELSE 'domestic_visitor'
+    END AS visitor_class,
+    device_profile.origin_country,
+    CASE WHEN device_profile.home_mcc = '240' THEN homes.home_municipality END AS home_municipality
+FROM episodes_of_run
+JOIN device_profile USING (device_key)
+LEFT JOIN core.device_homes AS homes USING (event_date, device_key)
+LEFT JOIN zone_host USING (zone_id)
+WHERE NOT device_profile.is_machine
+ORDER BY episodes_of_run.event_date, episodes_of_run.device_key, episodes_of_run.zone_id, episodes_of_run.visit_start

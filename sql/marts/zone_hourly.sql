@@ -1,0 +1,44 @@
+-- marts.zone_hourly: distinct people present in each zone at some moment of each local hour
+-- (visits and shorter presence alike), extrapolated; under $k distinct devices suppressed.
+WITH
+hours AS (
+    SELECT
+        CAST(hour_start AS DATE) AS event_date,
+        hour(hour_start) AS hour,
+        hour_start,
+        hour_start + INTERVAL 1 HOUR AS hour_end
+    FROM (
+        SELECT unnest(range(CAST($first_day AS TIMESTAMPTZ), CAST($last_day + 1 AS TIMESTAMPTZ), INTERVAL 1 HOUR)) AS hour_start
+    )
+),
+
+presence AS (
+    SELECT DISTINCT hours.event_date, hours.hour, visits.zone_id, visits.device_key, visits.event_date AS visit_date
+    FROM core.zone_visits AS visits
+    JOIN hours ON visits.visit_start < hours.hour_end AND visits.visit_end > hours.hour_start
+    WHERE visits.event_date BETWEEN $first_day - 1 AND $last_day
+),
+
+weighted AS (
+    SELECT presence.event_date, presence.hour, presence.zone_id, presence.device_key, any_value(1 / weights.share) AS weight
+    FROM presence
+    JOIN core.device_weights AS weights
+        ON weights.event_date = presence.visit_date AND weights.device_key = presence.device_key
+    GROUP BY ALL
+),
+
+counted AS (
+    SELECT event_date, hour, zone_id, count(*) AS present, sum(weight) AS present_est
+    FROM weighted
+    GROUP BY ALL
+)
+
+SELECT
+    event_date,
+    hour,
+    zone_id,
+    CASE WHEN present >= $k THEN present END AS present,
+    CASE WHEN present >= $k THEN round(present_est) END AS present_est,
+    present < $k AS suppressed
+FROM counted
+ORDER BY event_date, hour, zone_id

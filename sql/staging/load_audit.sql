@@ -1,0 +1,39 @@
+-- staging.load_audit: row accounting per partition and source file.
+-- landed_rows = staged_rows + rejected_rows + duplicate_rows holds on every row (checked).
+-- Files that could not be read at all are listed with status 'unreadable' and no row counts.
+WITH
+counted AS (
+    SELECT
+        event_date,
+        source_file,
+        count(*) AS landed_rows,
+        count(*) FILTER (WHERE reason IS NULL AND NOT is_duplicate) AS staged_rows,
+        count(*) FILTER (WHERE reason IS NOT NULL) AS rejected_rows,
+        count(*) FILTER (WHERE is_duplicate) AS duplicate_rows
+    FROM landed_events
+    GROUP BY event_date, source_file
+)
+
+SELECT
+    event_date,
+    source_file,
+    landed_rows,
+    staged_rows,
+    rejected_rows,
+    duplicate_rows,
+    'loaded' AS status,
+    CAST(NULL AS VARCHAR) AS error
+FROM counted
+UNION ALL
+SELECT
+    event_date,
+    source_file,
+    CAST(NULL AS BIGINT) AS landed_rows,
+    CAST(NULL AS BIGINT) AS staged_rows,
+    CAST(NULL AS BIGINT) AS rejected_rows,
+    CAST(NULL AS BIGINT) AS duplicate_rows,
+    'unreadable' AS status,
+    error
+FROM unreadable_files
+WHERE event_date BETWEEN $first_day AND $last_day
+ORDER BY event_date, source_file

@@ -51,7 +51,13 @@ ORDER BY kpis.event_id,
 """
 
 
-def seed_value(metric: str, zone_name: str | None) -> float | None:
+SEED_EVENT_ID = "h22"
+
+
+def seed_value(event_id: str, metric: str, zone_name: str | None) -> float | None:
+    """The press release's figure for a KPI of the H22 event (none for other events)."""
+    if event_id != SEED_EVENT_ID:
+        return None
     if metric == "visits":
         return SEED_VISITS_BY_ZONE_NAME.get(zone_name) if zone_name else SEED_TOTAL_VISITS
     return {
@@ -64,7 +70,7 @@ def seed_value(metric: str, zone_name: str | None) -> float | None:
 def headline_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     rows = con.execute(HEADLINE_QUERY).pl().to_dicts()
     for row in rows:
-        row["seed"] = seed_value(row["metric"], row["zone_name"])
+        row["seed"] = seed_value(row["event_id"], row["metric"], row["zone_name"])
         row["zone"] = row.pop("zone_name") or ("(all main zones)" if row["metric"] == "visits" else "")
     return rows
 
@@ -72,6 +78,8 @@ def headline_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 def _format(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
     if isinstance(value, int):

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
+import dagster as dg
+
 from crowd_platform import settings
 from crowd_platform.methodology import Methodology
 from crowd_platform.warehouse import Warehouse
 
 
 def build_resources() -> dict[str, object]:
+    # The path is an EnvVar, resolved when a run starts (and shown as such in the UI); its
+    # default is filled in here so that an unset variable means the project's data folder.
+    os.environ.setdefault("CROWD_WAREHOUSE", str(settings.warehouse_path()))
     return {
-        "warehouse": Warehouse(database=str(settings.warehouse_path())),
+        "warehouse": Warehouse(database=dg.EnvVar("CROWD_WAREHOUSE")),
         "methodology": Methodology(),
     }

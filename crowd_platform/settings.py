@@ -23,6 +23,19 @@ DEMO_WINDOW_START = dt.date(2022, 5, 2)
 DEMO_WINDOW_END = dt.date(2022, 7, 3)
 
 
+DAGSTER_YAML_TEMPLATE = PROJECT_ROOT / "deploy" / "dagster.yaml"
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME (default: data/dagster_home), with the project's instance settings in it."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DATA_DIR / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        target.write_text(DAGSTER_YAML_TEMPLATE.read_text())
+    return home
+
+
 def landing_dir() -> Path:
     return Path(os.environ.get("CROWD_LANDING_DIR", DATA_DIR / "landing"))
 

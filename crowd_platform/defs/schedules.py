@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from crowd_platform.partitions import daily_partitions
-
 # Everything partitioned by day, from landing to marts.
 daily_job = dg.define_asset_job(
     "daily_job",
     selection=dg.AssetSelection.groups("staging", "core", "marts"),
-    partitions_def=daily_partitions,
     description="Ingest one or more days and build their core facts and marts.",
 )
 

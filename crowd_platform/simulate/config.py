@@ -144,4 +144,4 @@ class WorldConfig:
 
     def scaled(self, n: float, scale: float) -> int:
         """Round a scale-1 count to the given scale."""
-        return int(round(n * scale))
+        return round(n * scale)

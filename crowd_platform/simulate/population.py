@@ -52,7 +52,7 @@ COUNTRIES: tuple[tuple[str, str, str, float, float], ...] = (
     ("ID", "510", "10", 0.15, 0.25), ("PH", "515", "02", 0.15, 0.25), ("MY", "502", "12", 0.1, 0.25),
     ("PK", "410", "01", 0.15, 0.25), ("NG", "621", "20", 0.1, 0.25), ("KE", "639", "02", 0.08, 0.25),
 )
-COUNTRY_ISO2 = ("SE",) + tuple(c[0] for c in COUNTRIES)
+COUNTRY_ISO2 = ("SE", *tuple(c[0] for c in COUNTRIES))
 
 # Type allocation codes (8 digits). Handsets vs IoT modules; documented in docs/simulator.md.
 HANDSET_TACS = ("35332811", "35391110", "35407115", "35875909", "35290611", "35602207",
@@ -269,7 +269,7 @@ def build_population(cfg: WorldConfig, geo: Geography, scale: float, seed: int) 
 
     # --- machines ------------------------------------------------------------------------------
     n_mac = cfg.scaled(cfg.machines, scale)
-    m_person = n_se + n_int + np.arange(n_mac)
+    n_se + n_int + np.arange(n_mac)
     all_places = np.concatenate([geo.hbg_homes, geo.hbg_works])
     m_home = all_places[rng.integers(0, len(all_places), n_mac)]
 
@@ -326,13 +326,13 @@ def build_population(cfg: WorldConfig, geo: Geography, scale: float, seed: int) 
 
 def persons_frame(pop: Population, geo: Geography, event_host_code: str = HOST_CODE) -> pl.DataFrame:
     """The truth table of persons (one row per simulated person, machines included)."""
-    codes = np.array(geo.munis["code"].to_list() + [None], dtype=object)
+    codes = np.array([*geo.munis["code"].to_list(), None], dtype=object)
     home_code = codes[np.where(pop.muni >= 0, pop.muni, len(codes) - 1)]
     country = np.array(COUNTRY_ISO2, dtype=object)[pop.country]
     vclass = np.where(pop.country > 0, "international_visitor",
                       np.where(home_code == event_host_code, "resident", "domestic_visitor")).astype(object)
     vclass[pop.cls == MACHINE] = None
-    tacs = np.array(list(TACS) + [None], dtype=object)
+    tacs = np.array([*list(TACS), None], dtype=object)
     return pl.DataFrame({
         "person_id": np.arange(pop.n, dtype=np.int64),
         "imsi": pop.imsi,

@@ -6,6 +6,7 @@ release. Venues are small polygons inside their area; a venue visit is also an a
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ def points_in_polygon(lon: np.ndarray, lat: np.ndarray,
     py = np.asarray(lat, dtype=float)
     inside = np.zeros(px.shape, dtype=bool)
     pts = np.asarray(ring, dtype=float)
-    for (x1, y1), (x2, y2) in zip(pts[:-1], pts[1:], strict=True):
+    for (x1, y1), (x2, y2) in itertools.pairwise(pts):
         crosses = (y1 > py) != (y2 > py)
         with np.errstate(divide="ignore", invalid="ignore"):
             xint = x1 + (py - y1) * (x2 - x1) / (y2 - y1)

@@ -1,15 +1,23 @@
 -- core.stays: one row per stay of a device at a place (here: a cell, after A-B-A smoothing).
--- Reads the events of the day before and after as well, so a stay across midnight is whole; a
--- stay belongs to the local day it starts.
+-- The stays of day D are found in the events of D - 1 .. D + 1 and nothing else, whatever range
+-- of days a run covers, so that a re-run of one day gives the same rows as a backfill: a stay
+-- across midnight is whole, a stay belongs to the local day it starts, and a stay that goes on
+-- past the end of the next day ends there.
 WITH
+target_days AS (
+    SELECT CAST(unnest(range(CAST($first_day AS TIMESTAMP), CAST($last_day AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS DATE) AS target_day
+),
+
 events_of_window AS (
-    SELECT device_key, event_time, cell_id
-    FROM staging.events
-    WHERE event_date BETWEEN $first_day - 1 AND $last_day + 1
+    SELECT target_days.target_day, events.device_key, events.event_time, events.cell_id
+    FROM staging.events AS events
+    JOIN target_days ON events.event_date BETWEEN target_days.target_day - 1 AND target_days.target_day + 1
+    WHERE events.event_date BETWEEN $first_day - 1 AND $last_day + 1
 ),
 
 with_neighbours AS (
     SELECT
+        target_day,
         device_key,
         event_time,
         cell_id,
@@ -18,12 +26,13 @@ with_neighbours AS (
         lag(event_time) OVER by_time AS previous_time,
         lead(event_time) OVER by_time AS next_time
     FROM events_of_window
-    WINDOW by_time AS (PARTITION BY device_key ORDER BY event_time, cell_id)
+    WINDOW by_time AS (PARTITION BY target_day, device_key ORDER BY event_time, cell_id)
 ),
 
 -- Ping-pong: a single event at B between two events at A, within a few minutes, is noise.
 smoothed AS (
     SELECT
+        target_day,
         device_key,
         event_time,
         CASE
@@ -37,6 +46,7 @@ smoothed AS (
 
 stay_breaks AS (
     SELECT
+        target_day,
         device_key,
         event_time,
         place,
@@ -46,18 +56,19 @@ stay_breaks AS (
             ELSE 0
         END AS starts_stay
     FROM smoothed
-    WINDOW by_time AS (PARTITION BY device_key ORDER BY event_time)
+    WINDOW by_time AS (PARTITION BY target_day, device_key ORDER BY event_time)
 ),
 
 numbered AS (
     SELECT
         *,
-        sum(starts_stay) OVER (PARTITION BY device_key ORDER BY event_time ROWS UNBOUNDED PRECEDING) AS stay_number
+        sum(starts_stay) OVER (PARTITION BY target_day, device_key ORDER BY event_time ROWS UNBOUNDED PRECEDING) AS stay_number
     FROM stay_breaks
 ),
 
 observed_stays AS (
     SELECT
+        target_day,
         device_key,
         stay_number,
         any_value(place) AS place,
@@ -65,7 +76,7 @@ observed_stays AS (
         max(event_time) AS last_event,
         count(*) AS n_events
     FROM numbered
-    GROUP BY device_key, stay_number
+    GROUP BY target_day, device_key, stay_number
 ),
 
 with_adjacent AS (
@@ -74,13 +85,14 @@ with_adjacent AS (
         lag(last_event) OVER by_stay AS previous_last_event,
         lead(first_event) OVER by_stay AS next_first_event
     FROM observed_stays
-    WINDOW by_stay AS (PARTITION BY device_key ORDER BY stay_number)
+    WINDOW by_stay AS (PARTITION BY target_day, device_key ORDER BY stay_number)
 ),
 
 -- Between two stays the move happened at an unknown moment: each side gets half of a gap up to
 -- the limit. A longer gap leaves presence unknown, not assumed.
 stays_bounded AS (
     SELECT
+        target_day,
         device_key,
         place,
         n_events,
@@ -106,5 +118,5 @@ SELECT
     place,
     n_events
 FROM stays_bounded
-WHERE CAST(stay_start AS DATE) BETWEEN $first_day AND $last_day
+WHERE CAST(stay_start AS DATE) = target_day
 ORDER BY event_date, device_key, stay_start

@@ -2,15 +2,22 @@
 -- that count in the zone (at least $zone_min_weight of the cell's coverage inside it), merged
 -- while they touch. Episodes shorter than $passerby_min_s are dropped; is_visit marks those of
 -- at least $visit_min_s. An episode belongs to the local day it starts. Machine SIMs are left out.
+-- Like core.stays, the episodes of day D are built from the stays of D - 1 .. D + 1 only, so a
+-- re-run of one day gives the same rows as a backfill.
 WITH
+target_days AS (
+    SELECT CAST(unnest(range(CAST($first_day AS TIMESTAMP), CAST($last_day AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS DATE) AS target_day
+),
+
 stays_of_window AS (
-    SELECT device_key, stay_start, stay_end, place
-    FROM core.stays
-    WHERE event_date BETWEEN $first_day - 1 AND $last_day + 1
+    SELECT target_days.target_day, stays.device_key, stays.stay_start, stays.stay_end, stays.place
+    FROM core.stays AS stays
+    JOIN target_days ON stays.event_date BETWEEN target_days.target_day - 1 AND target_days.target_day + 1
+    WHERE stays.event_date BETWEEN $first_day - 1 AND $last_day + 1
 ),
 
 stays_in_zones AS (
-    SELECT stays.device_key, weights.zone_id, stays.stay_start, stays.stay_end
+    SELECT stays.target_day, stays.device_key, weights.zone_id, stays.stay_start, stays.stay_end
     FROM stays_of_window AS stays
     JOIN reference.cell_zone_weights AS weights
         ON weights.cell_id = stays.place
@@ -24,10 +31,10 @@ episode_breaks AS (
         *,
         CASE
             WHEN stay_start > max(stay_end) OVER (
-                PARTITION BY device_key, zone_id ORDER BY stay_start, stay_end
+                PARTITION BY target_day, device_key, zone_id ORDER BY stay_start, stay_end
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
             ) THEN 1
-            WHEN row_number() OVER (PARTITION BY device_key, zone_id ORDER BY stay_start, stay_end) = 1 THEN 1
+            WHEN row_number() OVER (PARTITION BY target_day, device_key, zone_id ORDER BY stay_start, stay_end) = 1 THEN 1
             ELSE 0
         END AS starts_episode
     FROM stays_in_zones
@@ -35,6 +42,7 @@ episode_breaks AS (
 
 episodes AS (
     SELECT
+        target_day,
         device_key,
         zone_id,
         min(stay_start) AS visit_start,
@@ -43,17 +51,17 @@ episodes AS (
         SELECT
             *,
             sum(starts_episode) OVER (
-                PARTITION BY device_key, zone_id ORDER BY stay_start, stay_end ROWS UNBOUNDED PRECEDING
+                PARTITION BY target_day, device_key, zone_id ORDER BY stay_start, stay_end ROWS UNBOUNDED PRECEDING
             ) AS episode_number
         FROM episode_breaks
     )
-    GROUP BY device_key, zone_id, episode_number
+    GROUP BY target_day, device_key, zone_id, episode_number
 ),
 
 episodes_of_run AS (
-    SELECT CAST(visit_start AS DATE) AS event_date, *
+    SELECT CAST(visit_start AS DATE) AS event_date, device_key, zone_id, visit_start, visit_end
     FROM episodes
-    WHERE CAST(visit_start AS DATE) BETWEEN $first_day AND $last_day
+    WHERE CAST(visit_start AS DATE) = target_day
       AND epoch(visit_end - visit_start) >= $passerby_min_s
 ),
 

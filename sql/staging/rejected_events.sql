@@ -1,15 +1,16 @@
 -- staging.rejected_events: every landed row that was not staged, with why. No raw IMSI: the
--- `device_key` column holds the pseudonym of whatever the imsi field held.
+-- `device_key` column holds the pseudonym of whatever the imsi field held, and any run of 14 or
+-- more digits in the other fields (an IMSI in the wrong column) is blanked out.
 SELECT
     event_date,
     source_file,
     source_row,
     reason,
-    event_time_raw AS event_time,
+    regexp_replace(event_time_raw, '[0-9]{14,}', '[digits removed]', 'g') AS event_time,
     device_key,
-    cell_id,
-    event_type_raw AS event_type,
-    tac_raw AS tac
+    regexp_replace(cell_id, '[0-9]{14,}', '[digits removed]', 'g') AS cell_id,
+    regexp_replace(event_type_raw, '[0-9]{14,}', '[digits removed]', 'g') AS event_type,
+    regexp_replace(tac_raw, '[0-9]{14,}', '[digits removed]', 'g') AS tac
 FROM landed_events
 WHERE reason IS NOT NULL
 ORDER BY event_date, source_file, source_row

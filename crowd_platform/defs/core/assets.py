@@ -9,6 +9,7 @@ from crowd_platform.methodology import Methodology
 from crowd_platform.partitions import NEIGHBOURING_DAYS, trailing_nights
 
 STAGED_EVENTS = dg.AssetKey(["staging", "events"])
+SAME_AND_NEXT_DAY = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=1, allow_nonexistent_upstream_partitions=True)
 HOME_WINDOW = trailing_nights(Methodology().home_window_nights)
 
 
@@ -49,8 +50,8 @@ device_nights = sql_asset(
     "core",
     "device_nights",
     "Where each device spent the night that begins on the day's evening (22:00-06:00 local): the "
-    "municipality whose cells its stays cover longest.",
-    deps=[dg.AssetDep(core_key("stays"), partition_mapping=NEIGHBOURING_DAYS), reference_key("cells")],
+    "municipality in whose cells it was seen in the most distinct hours of the night.",
+    deps=[dg.AssetDep(STAGED_EVENTS, partition_mapping=SAME_AND_NEXT_DAY), reference_key("cells")],
 )
 
 device_homes = sql_asset(

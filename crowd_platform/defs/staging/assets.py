@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from crowd_platform import settings
+from crowd_platform.defs.sql_asset import SqlCheck, check_specs, run_checks
 from crowd_platform.defs.staging import ingest
 from crowd_platform.methodology import Methodology
 from crowd_platform.partitions import daily_partitions
@@ -16,6 +17,41 @@ EVENTS = dg.AssetKey(["staging", "events"])
 REJECTED_EVENTS = dg.AssetKey(["staging", "rejected_events"])
 LOAD_AUDIT = dg.AssetKey(["staging", "load_audit"])
 STAGING_TABLES = {EVENTS: "staging.events", REJECTED_EVENTS: "staging.rejected_events", LOAD_AUDIT: "staging.load_audit"}
+
+
+ACCOUNTED = SqlCheck(
+    "landed_rows_accounted",
+    "Every landed row of the run's days is staged, rejected or a duplicate: per file and partition "
+    "landed = staged + rejected + duplicates, and the audit's landed total equals the rows read.",
+    """
+    SELECT count(*) + any_value(abs((SELECT count(*) FROM landed_events)
+                                    - (SELECT coalesce(sum(landed_rows), 0) FROM staging.load_audit
+                                       WHERE event_date BETWEEN $first_day AND $last_day)))
+    FROM staging.load_audit
+    WHERE event_date BETWEEN $first_day AND $last_day AND status = 'loaded'
+      AND landed_rows <> staged_rows + rejected_rows + duplicate_rows
+    """,
+)
+ALL_FILES_READ = SqlCheck(
+    "all_files_readable",
+    "Every delivered file could be read (an unreadable one is listed in load_audit, to re-deliver).",
+    "SELECT count(*) FROM staging.load_audit WHERE event_date BETWEEN $first_day AND $last_day "
+    "AND status = 'unreadable'",
+    blocking=False,
+)
+NO_RAW_IMSI = SqlCheck(
+    "no_raw_imsi",
+    "No IMSI-like run of 14 or more digits in any text field of the staged or rejected rows.",
+    """
+    SELECT
+        (SELECT count(*) FROM staging.rejected_events
+         WHERE event_date BETWEEN $first_day AND $last_day
+           AND regexp_matches(concat_ws('|', event_time, cell_id, event_type, tac), '[0-9]{14,}'))
+      + (SELECT count(*) FROM staging.events
+         WHERE event_date BETWEEN $first_day AND $last_day
+           AND regexp_matches(concat_ws('|', cell_id, event_type, tac), '[0-9]{14,}'))
+    """,
+)
 
 
 def check_key_fingerprint(warehouse_con, key: bytes) -> None:
@@ -58,6 +94,7 @@ def check_key_fingerprint(warehouse_con, key: bytes) -> None:
             group_name="staging",
         ),
     ],
+    check_specs=check_specs(LOAD_AUDIT, [ACCOUNTED, ALL_FILES_READ]) + check_specs(REJECTED_EVENTS, [NO_RAW_IMSI]),
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool="duckdb",
@@ -83,6 +120,8 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
             [TableWrite(table, load_sql(table.replace(".", "/"))) for table in STAGING_TABLES.values()],
             days,
         )
+        check_results = run_checks(con, LOAD_AUDIT, [ACCOUNTED, ALL_FILES_READ], params)
+        check_results += run_checks(con, REJECTED_EVENTS, [NO_RAW_IMSI], params)
         con.execute("DROP TABLE IF EXISTS landed_events")
         for asset_key, table in STAGING_TABLES.items():
             metadata = table_metadata(con, table, days)
@@ -94,5 +133,6 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
                 )
                 metadata["extra_columns_ignored"] = dg.MetadataValue.json(scan.extra_columns)
             yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
+        yield from check_results
     for _, relative, error in scan.unreadable:
         context.log.warning(f"unreadable landed file {relative}: {error}")

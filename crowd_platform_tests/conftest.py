@@ -1,0 +1,66 @@
+"""Test settings: a small partition window, a test pseudonym key, everything under a temp folder.
+
+The partition window is read when the definitions are imported, so it is set here, first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+FIRST_DAY = dt.date(2022, 6, 1)
+LAST_DAY = dt.date(2022, 6, 10)
+TEST_KEY = "test-pseudonym-key-not-a-secret-0123456789"
+
+_TEST_ROOT = Path(tempfile.mkdtemp(prefix="crowd_platform_tests_"))
+os.environ.update(
+    {
+        "CROWD_PARTITION_START": FIRST_DAY.isoformat(),
+        "CROWD_PARTITION_END": (LAST_DAY + dt.timedelta(days=1)).isoformat(),
+        "CROWD_PSEUDONYM_KEY": TEST_KEY,
+        "CROWD_DATA_DIR": str(_TEST_ROOT / "data"),
+        "CROWD_REPORT_DIR": str(_TEST_ROOT / "reports"),
+    }
+)
+os.environ.pop("DAGSTER_HOME", None)  # tests use an ephemeral Dagster instance
+
+
+@dataclass
+class BuiltWorld:
+    landing: Path
+    warehouse: Path
+    truth: object
+
+
+def build_world(root: Path, **landing_options) -> BuiltWorld:
+    """Write a small landing folder under `root` and materialise FIRST_DAY..LAST_DAY from it."""
+    from crowd_platform.runner import materialize
+    from crowd_platform_tests.landing import write_landing
+
+    landing, warehouse = root / "landing", root / "warehouse.duckdb"
+    truth = write_landing(landing, FIRST_DAY, LAST_DAY, **landing_options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CROWD_LANDING_DIR", str(landing))
+        patch.setenv("CROWD_WAREHOUSE", str(warehouse))
+        materialize(FIRST_DAY, LAST_DAY, quiet=True, progress=lambda _: None)
+    return BuiltWorld(landing, warehouse, truth)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
+    """The small world, materialised once for all tests that only read it."""
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture
+def use_world(world: BuiltWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[BuiltWorld]:
+    """Point the environment at the shared world (for tests that run more steps on it)."""
+    monkeypatch.setenv("CROWD_LANDING_DIR", str(world.landing))
+    monkeypatch.setenv("CROWD_WAREHOUSE", str(world.warehouse))
+    yield world

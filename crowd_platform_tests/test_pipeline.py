@@ -1,0 +1,163 @@
+"""End to end on a small landing folder: every contract table, accounting, privacy, idempotence."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+import pytest
+
+from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, BuiltWorld
+
+# DESIGN section 4: the contract columns of every output table.
+CONTRACT_COLUMNS = {
+    "staging.events": ["event_date", "event_time", "device_key", "home_mcc", "home_mnc", "cell_id", "event_type"],
+    "staging.rejected_events": ["event_date", "source_file", "source_row", "reason"],
+    "staging.load_audit": ["event_date", "source_file", "landed_rows", "staged_rows", "rejected_rows", "duplicate_rows"],
+    "core.stays": ["event_date", "device_key", "stay_start", "stay_end", "duration_s", "place", "n_events"],
+    "core.device_homes": ["event_date", "device_key", "home_municipality", "nights_observed", "nights_at_home"],
+    "core.zone_visits": ["event_date", "device_key", "zone_id", "visit_start", "visit_end", "dwell_s", "is_visit",
+                         "visitor_class", "origin_country", "home_municipality"],
+    "marts.zone_daily": ["event_date", "zone_id", "visits", "visitors", "visits_est", "visitors_est",
+                         "visits_est_low", "visits_est_high", "visitors_est_low", "visitors_est_high",
+                         "median_dwell_min", "suppressed"],
+    "marts.origin_country_daily": ["event_date", "zone_id", "country_iso2", "visits", "visitors", "visits_est",
+                                   "visitors_est", "suppressed"],
+    "marts.home_municipality_daily": ["event_date", "zone_id", "municipality_code", "visits", "visitors",
+                                      "visits_est", "visitors_est", "suppressed"],
+    "marts.zone_hourly": ["event_date", "hour", "zone_id", "present_est", "suppressed"],
+    "event.event_kpis": ["event_id", "metric", "zone_id", "value", "low", "high", "suppressed"],
+}  # fmt: skip
+TIMESTAMPTZ_COLUMNS = {("staging.events", "event_time"), ("core.stays", "stay_start"), ("core.zone_visits", "visit_start")}
+
+
+def _read(world: BuiltWorld, query: str) -> pl.DataFrame:
+    with duckdb.connect(str(world.warehouse), read_only=True) as con:
+        return con.execute(query).pl()
+
+
+def _landed_rows(world: BuiltWorld) -> int:
+    total = 0
+    for path in sorted((world.landing / "events").rglob("part-*")):
+        if path.name.endswith(".parquet"):
+            total += pl.read_parquet(path).height
+        else:
+            total += pl.read_csv(path, infer_schema=False).height
+    return total
+
+
+@pytest.mark.parametrize("table", sorted(CONTRACT_COLUMNS))
+def test_contract_table_has_its_columns_and_rows(world: BuiltWorld, table: str) -> None:
+    frame = _read(world, f"FROM {table}")
+    assert set(CONTRACT_COLUMNS[table]) <= set(frame.columns)
+    assert frame.height > 0, f"{table} is empty"
+    if "event_date" in frame.columns and table != "event.event_kpis":
+        assert frame["event_date"].min() >= FIRST_DAY and frame["event_date"].max() <= LAST_DAY
+    with duckdb.connect(str(world.warehouse), read_only=True) as con:
+        types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
+                                 f"WHERE table_schema || '.' || table_name = '{table}'").fetchall())  # fmt: skip
+    for t, column in TIMESTAMPTZ_COLUMNS:
+        if t == table:
+            assert types[column] == "TIMESTAMP WITH TIME ZONE"
+    if "event_date" in types:
+        assert types["event_date"] == "DATE"
+
+
+def test_every_landed_row_is_staged_rejected_or_a_duplicate(world: BuiltWorld) -> None:
+    audit = _read(world, "SELECT sum(landed_rows) AS landed, sum(staged_rows) AS staged, sum(rejected_rows) AS "
+                         "rejected, sum(duplicate_rows) AS duplicates FROM staging.load_audit").row(0, named=True)  # fmt: skip
+    # Only the day after the window's last delivery folder holds rows of other partitions.
+    outside = _read(world, "SELECT count(*) AS n FROM staging.events WHERE event_date > DATE '2022-06-10'")["n"][0]
+    assert outside == 0
+    assert audit["landed"] == audit["staged"] + audit["rejected"] + audit["duplicates"]
+    assert audit["staged"] == _read(world, "SELECT count(*) AS n FROM staging.events")["n"][0]
+    assert audit["rejected"] == _read(world, "SELECT count(*) AS n FROM staging.rejected_events")["n"][0]
+    # The files hold exactly the audited rows: the folder after the window holds only late
+    # arrivals of the window's last day.
+    assert audit["landed"] == _landed_rows(world)
+    assert audit["duplicates"] == world.truth.dirt["duplicate"]
+
+
+def test_each_kind_of_bad_row_is_rejected_with_its_reason_and_row(world: BuiltWorld) -> None:
+    rejected = _read(world, "SELECT reason, source_file, source_row FROM staging.rejected_events")
+    expected = {reason for reason in world.truth.dirt if reason != "duplicate"}
+    assert set(rejected["reason"]) == expected
+    assert rejected["source_file"].str.starts_with("events/date=").all()
+    assert (rejected["source_row"] >= 1).all()
+
+
+def test_late_arrivals_are_staged_in_their_own_day(world: BuiltWorld) -> None:
+    late = _read(world, "SELECT event_date, source_file, staged_rows FROM staging.load_audit "
+                        "WHERE source_file NOT LIKE 'events/date=' || strftime(event_date, '%Y-%m-%d') || '/%'")  # fmt: skip
+    assert late.height > 0 and (late["staged_rows"] > 0).all()
+    for row in late.iter_rows(named=True):
+        assert row["source_file"].startswith(f"events/date={row['event_date'] + dt.timedelta(days=1)}")
+
+
+def test_no_raw_imsi_in_any_table(world: BuiltWorld) -> None:
+    imsis = [p.imsi for p in world.truth.persons] + ["240011111111111", "240012222222222", "240013333333333"]
+    with duckdb.connect(str(world.warehouse), read_only=True) as con:
+        columns = con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE data_type = 'VARCHAR' AND table_schema NOT IN ('information_schema', 'pg_catalog')"
+        ).fetchall()
+        con.execute("CREATE TEMP TABLE imsis AS SELECT unnest($imsis) AS imsi", {"imsis": imsis})
+        for schema, table, column in columns:
+            hits = con.execute(
+                f'SELECT count(*) FROM {schema}.{table} t JOIN imsis ON contains(t."{column}", imsis.imsi)'
+            ).fetchone()
+            assert hits == (0,), f"raw IMSI in {schema}.{table}.{column}"
+    assert len(columns) > 20
+
+
+def test_published_rows_rest_on_at_least_k_devices(world: BuiltWorld) -> None:
+    for table, count in [("marts.zone_daily", "visitors"), ("marts.origin_country_daily", "visitors"),
+                         ("marts.home_municipality_daily", "visitors"), ("marts.zone_hourly", "present")]:  # fmt: skip
+        bad = _read(world, f"SELECT count(*) AS n FROM {table} WHERE (NOT suppressed AND {count} < 10) "
+                           f"OR (suppressed AND ({count} IS NOT NULL))")["n"][0]  # fmt: skip
+        assert bad == 0, table
+    small = _read(world, "SELECT count(*) AS n FROM marts.origin_country_daily WHERE suppressed")["n"][0]
+    assert small > 0  # the test world has small country groups: suppression is exercised
+
+
+def test_machine_sims_are_not_visitors(world: BuiltWorld) -> None:
+    machines = _read(world, "SELECT device_key FROM core.devices WHERE is_machine")
+    assert machines.height > 0
+    visits = _read(world, "SELECT count(*) AS n FROM core.zone_visits JOIN core.devices USING (event_date, device_key) "
+                          "WHERE is_machine")["n"][0]  # fmt: skip
+    assert visits == 0
+
+
+def test_raw_visitors_match_the_planned_visits(world: BuiltWorld) -> None:
+    """Every planned presence of 25 minutes or more in a zone is found as a visit that day."""
+    planned = {
+        (day, zone)
+        for (day, imsi, zone), minutes in world.truth.presence_min.items()
+        if minutes >= 25 and not imsi.startswith("240019")
+    }
+    found = _read(world, "SELECT DISTINCT event_date, zone_id FROM core.zone_visits WHERE is_visit")
+    found_pairs = {(r["event_date"], r["zone_id"]) for r in found.iter_rows(named=True)}
+    assert {(d, z) for d, z in planned if z != "venue_v"} <= found_pairs
+    truth_counts: dict[tuple[dt.date, str], int] = {}
+    for (day, _imsi, zone), minutes in world.truth.presence_min.items():
+        if minutes >= 25:
+            truth_counts[(day, zone)] = truth_counts.get((day, zone), 0) + 1
+    raw = _read(world, "SELECT event_date, zone_id, count(DISTINCT device_key) AS n FROM core.zone_visits "
+                       "WHERE is_visit AND zone_id = 'area_b' GROUP BY ALL")  # fmt: skip
+    for row in raw.iter_rows(named=True):
+        # Area B has a single cell: visitors there are exactly the planned ones, plus short
+        # presences that the midpoint rule stretches over 20 minutes.
+        assert row["n"] >= truth_counts[(row["event_date"], "area_b")]
+
+
+def test_event_kpis_have_the_headline_metrics(world: BuiltWorld) -> None:
+    kpis = _read(world, "FROM event.event_kpis")
+    assert {"visits", "unique_visitors", "countries", "municipalities", "international_share",
+            "median_dwell_min", "peak_day"} <= set(kpis["metric"])  # fmt: skip
+    total = kpis.filter((pl.col("metric") == "visits") & pl.col("zone_id").is_null()).row(0, named=True)
+    assert total["low"] <= total["value"] <= total["high"]
+    unique = kpis.filter(pl.col("metric") == "unique_visitors")["value"][0]
+    assert unique <= total["value"]  # each person once across days <= person-days
+    countries = kpis.filter(pl.col("metric") == "countries")["value"][0]
+    assert countries == 2  # Sweden and Denmark, both with at least k devices

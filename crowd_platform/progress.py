@@ -17,7 +17,9 @@ def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
             if event is None:
                 return
             if event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-                word = "done" if event.event_type_value == "STEP_SUCCESS" else "FAILED"
+                word = "FAILED"
+                if event.event_type_value == "STEP_SUCCESS":
+                    word = f"done in {event.event_specific_data.duration_ms / 1000:.1f} s"
                 print(f"    {event.step_key.replace('__', '/'):<45} {word}", flush=True)
 
     logger.addHandler(StepHandler())

@@ -84,11 +84,11 @@ class WorldConfig:
     domestic_trips_expo: int = 135_000
     domestic_trips_baseline: int = 20_000
     #: gravity model: weight = population * exp(-distance_km / distance_decay_km)
-    distance_decay_km: float = 90.0
+    distance_decay_km: float = 60.0
     #: floor of the gravity weight relative to population (people come from far too)
-    gravity_floor: float = 0.02
+    gravity_floor: float = 0.001
     #: international visitor persons at scale 1 (expo window) and in the baseline weeks
-    international_persons_expo: int = 36_000
+    international_persons_expo: int = 27_500
     international_persons_baseline: int = 5_000
     #: machine SIMs (meters, alarms, vehicles) in Helsingborg at scale 1
     machines: int = 12_000

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from .config import WorldConfig
 from .geography import HOST_CODE, Geography, haversine_km
@@ -37,20 +38,20 @@ COUNTRIES: tuple[tuple[str, str, str, float, float], ...] = (
     ("LV", "247", "01", 0.6, 0.45), ("LT", "246", "01", 0.8, 0.40), ("IS", "274", "01", 0.5, 0.40),
     ("CH", "228", "01", 1.2, 0.30), ("AT", "232", "01", 1.0, 0.30), ("BE", "206", "01", 1.0, 0.30),
     ("IE", "272", "01", 0.7, 0.30), ("PT", "268", "01", 0.6, 0.30), ("CZ", "230", "01", 0.8, 0.30),
-    ("SK", "231", "01", 0.3, 0.30), ("HU", "216", "01", 0.4, 0.30), ("RO", "226", "01", 0.6, 0.30),
-    ("BG", "284", "01", 0.3, 0.30), ("GR", "202", "01", 0.4, 0.30), ("HR", "219", "01", 0.3, 0.30),
-    ("SI", "293", "40", 0.2, 0.30), ("RS", "220", "01", 0.2, 0.30), ("UA", "255", "01", 1.0, 0.30),
+    ("SK", "231", "01", 0.48, 0.30), ("HU", "216", "01", 0.64, 0.30), ("RO", "226", "01", 0.6, 0.30),
+    ("BG", "284", "01", 0.48, 0.30), ("GR", "202", "01", 0.64, 0.30), ("HR", "219", "01", 0.48, 0.30),
+    ("SI", "293", "40", 0.32, 0.30), ("RS", "220", "01", 0.32, 0.30), ("UA", "255", "01", 1.0, 0.30),
     ("TR", "286", "01", 0.5, 0.25), ("CN", "460", "00", 1.2, 0.20), ("JP", "440", "10", 0.6, 0.25),
-    ("KR", "450", "05", 0.4, 0.25), ("IN", "404", "10", 1.2, 0.25), ("AU", "505", "01", 0.5, 0.30),
-    ("CA", "302", "220", 0.7, 0.30), ("BR", "724", "05", 0.4, 0.25), ("MX", "334", "020", 0.2, 0.25),
-    ("AR", "722", "07", 0.15, 0.25), ("ZA", "655", "01", 0.2, 0.25), ("IL", "425", "01", 0.3, 0.25),
-    ("AE", "424", "02", 0.3, 0.25), ("SG", "525", "01", 0.3, 0.25), ("TH", "520", "01", 0.2, 0.25),
-    ("HK", "454", "00", 0.2, 0.25), ("TW", "466", "92", 0.15, 0.25), ("NZ", "530", "01", 0.15, 0.30),
-    ("CL", "730", "01", 0.1, 0.25), ("CO", "732", "101", 0.1, 0.25), ("EG", "602", "01", 0.15, 0.25),
-    ("MA", "604", "00", 0.1, 0.25), ("LU", "270", "01", 0.15, 0.30), ("MT", "278", "01", 0.1, 0.30),
-    ("CY", "280", "01", 0.1, 0.30), ("GE", "282", "01", 0.1, 0.25), ("VN", "452", "01", 0.15, 0.25),
-    ("ID", "510", "10", 0.15, 0.25), ("PH", "515", "02", 0.15, 0.25), ("MY", "502", "12", 0.1, 0.25),
-    ("PK", "410", "01", 0.15, 0.25), ("NG", "621", "20", 0.1, 0.25), ("KE", "639", "02", 0.08, 0.25),
+    ("KR", "450", "05", 0.64, 0.25), ("IN", "404", "10", 1.2, 0.25), ("AU", "505", "01", 0.5, 0.30),
+    ("CA", "302", "220", 0.7, 0.30), ("BR", "724", "05", 0.64, 0.25), ("MX", "334", "020", 0.32, 0.25),
+    ("AR", "722", "07", 0.24, 0.25), ("ZA", "655", "01", 0.32, 0.25), ("IL", "425", "01", 0.48, 0.25),
+    ("AE", "424", "02", 0.48, 0.25), ("SG", "525", "01", 0.48, 0.25), ("TH", "520", "01", 0.32, 0.25),
+    ("HK", "454", "00", 0.32, 0.25), ("TW", "466", "92", 0.24, 0.25), ("NZ", "530", "01", 0.24, 0.30),
+    ("CL", "730", "01", 0.16, 0.25), ("CO", "732", "101", 0.16, 0.25), ("EG", "602", "01", 0.24, 0.25),
+    ("MA", "604", "00", 0.16, 0.25), ("LU", "270", "01", 0.24, 0.30), ("MT", "278", "01", 0.16, 0.30),
+    ("CY", "280", "01", 0.16, 0.30), ("GE", "282", "01", 0.16, 0.25), ("VN", "452", "01", 0.24, 0.25),
+    ("ID", "510", "10", 0.24, 0.25), ("PH", "515", "02", 0.24, 0.25), ("MY", "502", "12", 0.16, 0.25),
+    ("PK", "410", "01", 0.24, 0.25), ("NG", "621", "20", 0.16, 0.25), ("KE", "639", "02", 0.13, 0.25),
 )
 COUNTRY_ISO2 = ("SE", *tuple(c[0] for c in COUNTRIES))
 
@@ -85,7 +86,7 @@ class Population:
     occupation: np.ndarray  # int8 0 none, 1 worker, 2 student
     tac: np.ndarray  # int16 index into TACS (-1 none)
     machine_period: np.ndarray  # int32 seconds (machines only, else 0)
-    imsi: list[str] | np.ndarray  # one IMSI string per person
+    imsi: pa.Array  # one IMSI string per person (Arrow, to keep memory low)
     trips: Trips
     share_by_muni: np.ndarray  # the operator's drawn market share per municipality
 
@@ -102,15 +103,15 @@ def _msin(n: int, digits: int, salt: int) -> np.ndarray:
     return (k * a + 1_234_567) % mod
 
 
-def _imsi_strings(prefix: np.ndarray, msin: np.ndarray, digits: np.ndarray) -> np.ndarray:
-    """prefix (MCC+MNC) + zero-padded subscriber number -> object array of strings."""
-    s = pl.DataFrame({"p": prefix, "m": msin, "d": digits}).select(
-        (pl.col("p") + pl.col("m").cast(pl.String).str.zfill(10)).alias("x"),
-        pl.col("d"),
-    )
-    # cut the zero-padded number to the wanted number of digits (keeps the last digits)
-    out = s.select(pl.col("x").str.slice(0, pl.col("x").str.len_chars() - (10 - pl.col("d"))))
-    return out["x"].to_numpy()
+def _imsi_strings(prefixes: list[str], pidx: np.ndarray, msin: np.ndarray,
+                  digits: np.ndarray) -> pa.Array:
+    """prefix (MCC+MNC) + the last ``digits`` digits of the zero-padded subscriber number."""
+    df = pl.DataFrame({"p": pl.Series(prefixes).gather(pl.Series(pidx.astype(np.uint32))),
+                       "m": msin, "d": digits})
+    out = df.select(
+        pl.col("p") + pl.col("m").cast(pl.String).str.zfill(10).str.slice(10 - pl.col("d").cast(pl.Int64))
+    ).to_series()
+    return out.to_arrow().cast(pa.string())
 
 
 def expo_day_weights(cfg: WorldConfig) -> tuple[list[dt.date], np.ndarray]:
@@ -295,20 +296,18 @@ def build_population(cfg: WorldConfig, geo: Geography, scale: float, seed: int) 
     period[n_se + n_int:] = rng.choice([900, 1800, 3600, 3600, 7200], size=n_mac)
 
     # IMSIs: operator subscribers get 240-01, other Swedes another Swedish MNC, foreigners theirs
-    mcc = np.array(["240"] + [c[1] for c in COUNTRIES], dtype=object)
-    mnc = np.array([cfg.operator_mnc] + [c[2] for c in COUNTRIES], dtype=object)
-    prefix = (mcc[country] + mnc[country]).astype(object)
+    prefixes = ["240" + cfg.operator_mnc] + [c[1] + c[2] for c in COUNTRIES] + ["240" + m for m in OTHER_SE_MNC]
+    pidx = country.astype(np.int16).copy()
     se_other = (country == 0) & ~sub
-    prefix[se_other] = np.array(["240" + m for m in OTHER_SE_MNC], dtype=object)[
-        rng.integers(0, len(OTHER_SE_MNC), int(se_other.sum()))]
-    plen = np.array([len(p) for p in (mcc[country] + mnc[country])])
-    plen[se_other] = 5
+    pidx[se_other] = 1 + len(COUNTRIES) + rng.integers(0, len(OTHER_SE_MNC), int(se_other.sum()))
+    plen = np.array([len(p) for p in prefixes], np.int8)[pidx]
     # 15 digits in total, except a few networks that use 14-digit IMSIs
-    digits = 15 - plen
+    digits = (15 - plen).astype(np.int8)
     fourteen = np.isin(country, [COUNTRY_ISO2.index(c) for c in ("IN", "PK", "EG")])
     digits[fourteen] -= 1
     msin = _msin(n_all, 10, seed * 7 + 13)
-    imsi = _imsi_strings(prefix, msin, digits)
+    imsi = _imsi_strings(prefixes, pidx, msin, digits)
+    del pidx, plen, digits, msin
 
     allp = [t[0] for t in trip_parts]
     trips = Trips(
@@ -326,22 +325,22 @@ def build_population(cfg: WorldConfig, geo: Geography, scale: float, seed: int) 
 
 def persons_frame(pop: Population, geo: Geography, event_host_code: str = HOST_CODE) -> pl.DataFrame:
     """The truth table of persons (one row per simulated person, machines included)."""
-    codes = np.array([*geo.munis["code"].to_list(), None], dtype=object)
-    home_code = codes[np.where(pop.muni >= 0, pop.muni, len(codes) - 1)]
-    country = np.array(COUNTRY_ISO2, dtype=object)[pop.country]
-    vclass = np.where(pop.country > 0, "international_visitor",
-                      np.where(home_code == event_host_code, "resident", "domestic_visitor")).astype(object)
-    vclass[pop.cls == MACHINE] = None
-    tacs = np.array([*list(TACS), None], dtype=object)
+    host = geo.munis["code"].to_list().index(event_host_code)
+    vclass = np.where(pop.country > 0, 2, np.where(pop.muni == host, 0, 1)).astype(np.int8)
+    vclass[pop.cls == MACHINE] = 3
+    codes = [*geo.munis["code"].to_list(), None]
+    muni = np.where((pop.muni >= 0) & (pop.country == 0), pop.muni, len(codes) - 1)
+
+    def lookup(values: list, idx: np.ndarray) -> pl.Series:
+        return pl.Series(values, dtype=pl.String).gather(pl.Series(idx.astype(np.uint32)))
+
     return pl.DataFrame({
         "person_id": np.arange(pop.n, dtype=np.int64),
-        "imsi": pop.imsi,
+        "imsi": pl.from_arrow(pop.imsi),
         "is_subscriber": pop.subscriber,
-        "person_class": np.array(PERSON_CLASSES, dtype=object)[pop.cls],
-        "visitor_class": vclass,
-        "home_municipality": home_code,
-        "origin_country": country,
-        "tac": tacs[np.where(pop.tac >= 0, pop.tac, len(tacs) - 1)],
-    }, schema_overrides={"imsi": pl.String, "person_class": pl.String, "visitor_class": pl.String,
-                         "home_municipality": pl.String, "origin_country": pl.String,
-                         "tac": pl.String})
+        "person_class": lookup(list(PERSON_CLASSES), pop.cls),
+        "visitor_class": lookup([*VISITOR_CLASSES, None], vclass),
+        "home_municipality": lookup(codes, muni),
+        "origin_country": lookup(list(COUNTRY_ISO2), pop.country),
+        "tac": lookup([*TACS, None], np.where(pop.tac >= 0, pop.tac, len(TACS))),
+    })

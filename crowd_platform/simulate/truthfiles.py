@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from .config import WorldConfig
 from .geography import HOST_CODE, Geography
@@ -96,7 +97,7 @@ class TruthWriter:
             pl.col("zone").map_batches(lambda s: zone_names.gather(s.cast(pl.UInt32))).alias("zone_id"),
             ts("start_s").alias("visit_start"), ts("end_s").alias("visit_end"), pl.col("dwell_s"),
         ).with_columns(
-            pl.Series("imsi", np.asarray(self.pop.imsi, dtype=object)[person], dtype=pl.String),
+            pl.Series("imsi", self.pop.imsi.take(pa.array(person)), dtype=pl.String),
             pl.Series("is_subscriber", a["is_subscriber"]),
             pl.Series("visitor_class", a["visitor_class"], dtype=pl.String),
             pl.Series("origin_country", a["origin_country"], dtype=pl.String),
@@ -203,8 +204,6 @@ class TruthWriter:
         rows.append(("international_share", "", float(intl.sum() / max(ev.sum(), 1)),
                      float((self.event_visitor_sub & (pop.country > 0)).sum()
                            / max(self.event_visitor_sub.sum(), 1))))
-        days = set(e["event_date"].to_list())
-        ce = cd.filter(pl.col("event_date").is_in(list(days)))
         # distinct persons per country over the event (any zone)
         c_all = np.bincount(pop.country[ev], minlength=len(COUNTRY_ISO2))
         c_sub = np.bincount(pop.country[self.event_visitor_sub], minlength=len(COUNTRY_ISO2))
@@ -223,14 +222,13 @@ class TruthWriter:
             pl.col("visitors").sum()).sort("visitors", "event_date", descending=[True, False])
         peak = areas["event_date"][0] if areas.height else None
         rows.append(("peak_day_visits", "", float(areas["visitors"][0]) if areas.height else None, None))
-        del ce, md
         out = pl.DataFrame(rows, schema=["metric", "zone_id", "value", "value_subscribers"], orient="row")
         out = out.with_columns(pl.lit("h22").alias("event_id")).select(
             "event_id", "metric", "zone_id", "value", "value_subscribers")
-        if peak is not None:
-            out = out.with_columns(pl.lit(peak.isoformat()).alias("note").cast(pl.String))
-            out = out.with_columns(pl.when(pl.col("metric") == "peak_day_visits").then(pl.col("note"))
-                                   .otherwise(None).alias("note"))
+        # the peak day's date is kept in ``note`` (value = its total visits over the main areas)
+        note = peak.isoformat() if peak is not None else None
+        out = out.with_columns(pl.when(pl.col("metric") == "peak_day_visits").then(pl.lit(note))
+                               .otherwise(None).cast(pl.String).alias("note"))
         return out
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,10 +13,8 @@ import polars as pl
 
 from .config import WorldConfig
 from .dirt import Batch, inject
-from .geography import HOST_CODE, Geography, build_geography, haversine_km
+from .geography import Geography, build_geography, haversine_km
 from .population import (
-    COUNTRY_ISO2,
-    INTERNATIONAL,
     MACHINE,
     Population,
     build_population,
@@ -164,7 +161,6 @@ def simulate_world(landing_dir: Path, truth_dir: Path, *, scale: float = 1.0, se
     tw = TruthWriter(truth, cfg, geo, pop, scale)
     neighbours, far = _cell_helpers(geo)
     n_cells = geo.cells.height
-    tac_missing_rng_seed = [seed, 909]
     days = [start + dt.timedelta(i) for i in range((end - start).days + 1)]
     it = days
     if progress:
@@ -207,7 +203,6 @@ def simulate_world(landing_dir: Path, truth_dir: Path, *, scale: float = 1.0, se
         d = end + dt.timedelta(1)
         writer.write_day(d, pending_late, truncate=False)
         events_per_day[d.isoformat()] = len(pending_late)
-    del tac_missing_rng_seed
     seconds = time.perf_counter() - t_start
     summary = {
         "days": len(days),
@@ -240,4 +235,4 @@ def config_dict(cfg: WorldConfig) -> dict:
     return {k: conv(v) for k, v in dataclasses.asdict(cfg).items()}
 
 
-__all__ = ["COUNTRY_ISO2", "HOST_CODE", "INTERNATIONAL", "WorldConfig", "json", "simulate_world"]
+__all__ = ["WorldConfig", "daily_targets", "simulate_world"]

@@ -60,11 +60,10 @@ def write_reference(landing: Path, geo: Geography, cfg: WorldConfig) -> None:
 class EventWriter:
     """Turns integer batches into Arrow tables and writes a delivery folder."""
 
-    def __init__(self, landing: Path, geo: Geography, imsi: np.ndarray | list[str],
-                 cfg: WorldConfig) -> None:
+    def __init__(self, landing: Path, geo: Geography, imsi: pa.Array, cfg: WorldConfig) -> None:
         self.root = landing / "events"
         self.cfg = cfg
-        self.imsi = pa.array(list(imsi) + list(MALFORMED_IMSIS), pa.string())
+        self.imsi = pa.concat_arrays([imsi, pa.array(list(MALFORMED_IMSIS), pa.string())])
         self.cells = pa.array(geo.cells["cell_id"].to_list() + list(UNKNOWN_CELLS), pa.string())
         self.etypes = pa.array(list(EVENT_TYPES), pa.string())
         self.tacs = pa.array([*list(TACS), None], pa.string())

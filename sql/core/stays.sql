@@ -5,11 +5,18 @@
 -- past the end of the next day ends there.
 WITH
 target_days AS (
-    SELECT CAST(unnest(range(CAST($first_day AS TIMESTAMP), CAST($last_day AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS DATE) AS target_day
+    SELECT
+        target_day,
+        epoch_us(CAST(target_day AS TIMESTAMPTZ)) AS day_start_us,  -- local midnight
+        epoch_us(CAST(target_day + 1 AS TIMESTAMPTZ)) AS day_end_us
+    FROM (
+        SELECT CAST(unnest(range(CAST($first_day AS TIMESTAMP), CAST($last_day AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS DATE) AS target_day
+    )
 ),
 
 events_of_window AS (
-    SELECT target_days.target_day, events.device_key, events.event_time, events.cell_id
+    -- Times as integer microseconds: arithmetic on TIMESTAMPTZ goes through time-zone rules.
+    SELECT target_days.target_day, events.device_key, epoch_us(events.event_time) AS t_us, events.cell_id
     FROM staging.events AS events
     JOIN target_days ON events.event_date BETWEEN target_days.target_day - 1 AND target_days.target_day + 1
     WHERE events.event_date BETWEEN $first_day - 1 AND $last_day + 1
@@ -19,14 +26,14 @@ with_neighbours AS (
     SELECT
         target_day,
         device_key,
-        event_time,
+        t_us,
         cell_id,
         lag(cell_id) OVER by_time AS previous_cell,
         lead(cell_id) OVER by_time AS next_cell,
-        lag(event_time) OVER by_time AS previous_time,
-        lead(event_time) OVER by_time AS next_time
+        lag(t_us) OVER by_time AS previous_us,
+        lead(t_us) OVER by_time AS next_us
     FROM events_of_window
-    WINDOW by_time AS (PARTITION BY target_day, device_key ORDER BY event_time, cell_id)
+    WINDOW by_time AS (PARTITION BY target_day, device_key ORDER BY t_us, cell_id)
 ),
 
 -- Ping-pong: a single event at B between two events at A, within a few minutes, is noise.
@@ -34,10 +41,10 @@ smoothed AS (
     SELECT
         target_day,
         device_key,
-        event_time,
+        t_us,
         CASE
             WHEN previous_cell = next_cell AND cell_id <> previous_cell
-                 AND epoch(next_time - previous_time) <= $pingpong_max_s
+                 AND next_us - previous_us <= $pingpong_max_s * 1e6
             THEN previous_cell
             ELSE cell_id
         END AS place
@@ -48,21 +55,21 @@ stay_breaks AS (
     SELECT
         target_day,
         device_key,
-        event_time,
+        t_us,
         place,
         CASE
             WHEN lag(place) OVER by_time IS DISTINCT FROM place THEN 1
-            WHEN epoch(event_time - lag(event_time) OVER by_time) > $stay_max_gap_s THEN 1
+            WHEN t_us - lag(t_us) OVER by_time > $stay_max_gap_s * 1e6 THEN 1
             ELSE 0
         END AS starts_stay
     FROM smoothed
-    WINDOW by_time AS (PARTITION BY target_day, device_key ORDER BY event_time)
+    WINDOW by_time AS (PARTITION BY target_day, device_key ORDER BY t_us)
 ),
 
 numbered AS (
     SELECT
         *,
-        sum(starts_stay) OVER (PARTITION BY target_day, device_key ORDER BY event_time ROWS UNBOUNDED PRECEDING) AS stay_number
+        sum(starts_stay) OVER (PARTITION BY target_day, device_key ORDER BY t_us ROWS UNBOUNDED PRECEDING) AS stay_number
     FROM stay_breaks
 ),
 
@@ -72,8 +79,8 @@ observed_stays AS (
         device_key,
         stay_number,
         any_value(place) AS place,
-        min(event_time) AS first_event,
-        max(event_time) AS last_event,
+        min(t_us) AS first_us,
+        max(t_us) AS last_us,
         count(*) AS n_events
     FROM numbered
     GROUP BY target_day, device_key, stay_number
@@ -82,8 +89,8 @@ observed_stays AS (
 with_adjacent AS (
     SELECT
         *,
-        lag(last_event) OVER by_stay AS previous_last_event,
-        lead(first_event) OVER by_stay AS next_first_event
+        lag(last_us) OVER by_stay AS previous_last_us,
+        lead(first_us) OVER by_stay AS next_first_us
     FROM observed_stays
     WINDOW by_stay AS (PARTITION BY target_day, device_key ORDER BY stay_number)
 ),
@@ -97,26 +104,30 @@ stays_bounded AS (
         place,
         n_events,
         CASE
-            WHEN epoch(first_event - previous_last_event) <= $stay_max_gap_s
-            THEN previous_last_event + to_microseconds(CAST((epoch_us(first_event) - epoch_us(previous_last_event)) / 2 AS BIGINT))
-            ELSE first_event
-        END AS stay_start,
+            WHEN first_us - previous_last_us <= $stay_max_gap_s * 1e6 THEN (previous_last_us + first_us) // 2
+            ELSE first_us
+        END AS start_us,
         CASE
-            WHEN epoch(next_first_event - last_event) <= $stay_max_gap_s
-            THEN last_event + to_microseconds(CAST((epoch_us(next_first_event) - epoch_us(last_event)) / 2 AS BIGINT))
-            ELSE last_event
-        END AS stay_end
+            WHEN next_first_us - last_us <= $stay_max_gap_s * 1e6 THEN (last_us + next_first_us) // 2
+            ELSE last_us
+        END AS end_us
     FROM with_adjacent
+),
+
+stays_of_target_day AS (
+    SELECT stays_bounded.*, make_timestamptz(start_us) AS stay_start, make_timestamptz(end_us) AS stay_end
+    FROM stays_bounded
+    JOIN target_days USING (target_day)
+    WHERE start_us >= target_days.day_start_us AND start_us < target_days.day_end_us
 )
 
 SELECT
-    CAST(stay_start AS DATE) AS event_date,
+    target_day AS event_date,
     device_key,
     stay_start,
     stay_end,
-    epoch(stay_end - stay_start) AS duration_s,
+    (end_us - start_us) / 1e6 AS duration_s,
     place,
     n_events
-FROM stays_bounded
-WHERE CAST(stay_start AS DATE) = target_day
+FROM stays_of_target_day
 ORDER BY event_date, device_key, stay_start

@@ -6,12 +6,10 @@ WITH
 landed_with_partition AS (
     SELECT
         landed.*,
-        CAST(landed.event_time AS DATE) AS local_date,
         CASE
-            WHEN landed.event_time IS NOT NULL
-                 AND CAST(landed.event_time AS DATE)
-                     BETWEEN landed.delivery_date - CAST($late_arrival_days AS INTEGER) AND landed.delivery_date
-            THEN CAST(landed.event_time AS DATE)
+            WHEN landed.local_date
+                 BETWEEN landed.delivery_date - CAST($late_arrival_days AS INTEGER) AND landed.delivery_date
+            THEN landed.local_date
             ELSE landed.delivery_date  -- rows without a usable time are accounted to their folder's day
         END AS event_date
     FROM landed

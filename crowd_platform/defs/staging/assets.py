@@ -54,6 +54,27 @@ NO_RAW_IMSI = SqlCheck(
 )
 
 
+def merge_check_results(
+    so_far: list[dg.AssetCheckResult], day: list[dg.AssetCheckResult]
+) -> list[dg.AssetCheckResult]:
+    """A check passes over a range of days when it passes on each; violations add up."""
+    if not so_far:
+        return day
+    merged = []
+    for before, now in zip(so_far, day, strict=True):
+        violations = before.metadata["violations"].value + now.metadata["violations"].value  # type: ignore[operator]
+        merged.append(
+            dg.AssetCheckResult(
+                asset_key=now.asset_key,
+                check_name=now.check_name,
+                passed=before.passed and now.passed,
+                severity=now.severity,
+                metadata={"violations": dg.MetadataValue.int(int(violations))},
+            )
+        )
+    return merged
+
+
 def check_key_fingerprint(warehouse_con, key: bytes) -> None:
     """Refuse to write with a key other than the one the warehouse was built with."""
     warehouse_con.execute(
@@ -107,27 +128,34 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
     if not (landing / "events").is_dir():
         raise ingest.LandingError(f"{landing / 'events'}: no events folder in the landing directory (CROWD_LANDING_DIR)")
     key = load_key()
-    params = {**methodology.sql_params(), **days.params()}
+    scan = ingest.LandingScan()
+    identities = 0
     with warehouse.connect() as con:
         check_key_fingerprint(con, key)
-        scan = ingest.read_landing(con, Path(landing), days, methodology.late_arrival_days)
-        identities = ingest.register_pseudonyms(con, key)
-        classify = load_sql("staging/landed_events")
-        con.execute("CREATE OR REPLACE TEMP TABLE landed_events AS " + classify, bind(classify, params))
-        ingest.drop_raw_tables_keep_classified(con)
-        write_tables(
-            con,
-            [TableWrite(table, load_sql(table.replace(".", "/"))) for table in STAGING_TABLES.values()],
-            days,
-        )
-        check_results = run_checks(con, LOAD_AUDIT, [ACCOUNTED, ALL_FILES_READ], params)
-        check_results += run_checks(con, REJECTED_EVENTS, [NO_RAW_IMSI], params)
-        con.execute("DROP TABLE IF EXISTS landed_events")
+        ingest.check_schemas(con, Path(landing), days, methodology.late_arrival_days)
+        check_results: list[dg.AssetCheckResult] = []
+        # One day per transaction: bounded memory, and each day equals a run of that day alone.
+        for day in days.single_days():
+            params = {**methodology.sql_params(), **day.params()}
+            ingest.read_landing(con, Path(landing), day, methodology.late_arrival_days, scan)
+            identities = max(identities, ingest.register_pseudonyms(con, key))
+            classify = load_sql("staging/landed_events")
+            con.execute("CREATE OR REPLACE TEMP TABLE landed_events AS " + classify, bind(classify, params))
+            ingest.drop_raw_tables_keep_classified(con)
+            write_tables(
+                con,
+                [TableWrite(table, load_sql(table.replace(".", "/"))) for table in STAGING_TABLES.values()],
+                day,
+            )
+            day_results = run_checks(con, LOAD_AUDIT, [ACCOUNTED, ALL_FILES_READ], params)
+            day_results += run_checks(con, REJECTED_EVENTS, [NO_RAW_IMSI], params)
+            con.execute("DROP TABLE IF EXISTS landed_events")
+            check_results = merge_check_results(check_results, day_results)
         for asset_key, table in STAGING_TABLES.items():
             metadata = table_metadata(con, table, days)
             if asset_key == EVENTS:
                 metadata["files_read"] = dg.MetadataValue.int(len(scan.files_read))
-                metadata["distinct_sims"] = dg.MetadataValue.int(identities)
+                metadata["distinct_sims_largest_day"] = dg.MetadataValue.int(identities)
                 metadata["unreadable_files"] = dg.MetadataValue.json(
                     [{"file": f, "error": e} for _, f, e in scan.unreadable]
                 )

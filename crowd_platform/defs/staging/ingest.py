@@ -58,7 +58,7 @@ def _create_landed_table(con: duckdb.DuckDBPyConnection) -> None:
         """
         CREATE OR REPLACE TEMP TABLE landed (
             delivery_date DATE, source_file VARCHAR, source_row BIGINT,
-            event_time_raw VARCHAR, event_time TIMESTAMPTZ,
+            event_time_raw VARCHAR, event_time TIMESTAMPTZ, local_date DATE,
             imsi VARCHAR, cell_id VARCHAR, event_type VARCHAR, tac VARCHAR
         )
         """
@@ -95,9 +95,8 @@ def _check_columns(relative: str, columns: dict[str, str], scan: LandingScan) ->
 def _read_file(
     con: duckdb.DuckDBPyConnection, path: Path, relative: str, delivery: dt.date, scan: LandingScan
 ) -> None:
-    quoted = _sql_string(str(path))
+    reader = _reader(path)
     if path.name.endswith(".parquet"):
-        reader = f"read_parquet({quoted}, file_row_number = true)"
         columns = _file_columns(con, reader)
         _check_columns(relative, columns, scan)
         time_type = columns["event_time"]
@@ -113,7 +112,6 @@ def _read_file(
         row_number = "file_row_number + 1"
         raw_time = "CAST(event_time AS VARCHAR)"
     else:
-        reader = f"read_csv({quoted}, all_varchar = true, header = true)"
         columns = _file_columns(con, reader)
         _check_columns(relative, columns, scan)
         row_number = "row_number() OVER ()"  # the scan keeps file order (preserve_insertion_order)
@@ -124,39 +122,73 @@ def _read_file(
         )
         raw_time = "event_time"
     tac = "CAST(tac AS VARCHAR)" if "tac" in columns else "CAST(NULL AS VARCHAR)"
+    # Row numbers of a CSV come from the scan order, which DuckDB keeps only when asked to.
+    con.execute("SET preserve_insertion_order = true")
     con.execute(
         f"""
         INSERT INTO landed
-        SELECT $delivery, $relative, {row_number}, {raw_time}, {event_time},
-               CAST(imsi AS VARCHAR), CAST(cell_id AS VARCHAR), CAST(event_type AS VARCHAR), {tac}
-        FROM {reader}
+        SELECT delivery_date, source_file, source_row, event_time_raw, event_time,
+               CAST(event_time AS DATE) AS local_date,  -- the session time zone makes it local
+               imsi, cell_id, event_type, tac
+        FROM (
+            SELECT $delivery AS delivery_date, $relative AS source_file, {row_number} AS source_row,
+                   {raw_time} AS event_time_raw, {event_time} AS event_time,
+                   CAST(imsi AS VARCHAR) AS imsi, CAST(cell_id AS VARCHAR) AS cell_id,
+                   CAST(event_type AS VARCHAR) AS event_type, {tac} AS tac
+            FROM {reader}
+        )
         """,
         {"delivery": delivery, "relative": relative},
     )
+    con.execute("RESET preserve_insertion_order")
+
+
+def _reader(path: Path) -> str:
+    quoted = _sql_string(str(path))
+    if path.name.endswith(".parquet"):
+        return f"read_parquet({quoted}, file_row_number = true)"
+    return f"read_csv({quoted}, all_varchar = true, header = true)"
+
+
+def delivered_files(landing_dir: Path, days: DayRange, late_arrival_days: int) -> list[tuple[dt.date, Path]]:
+    """(delivery day, file) of every file that may hold events of `days`."""
+    last_folder = days.last + dt.timedelta(days=late_arrival_days)
+    return [
+        (delivery, path)
+        for delivery in DayRange(days.first, last_folder).days()
+        for path in event_files(delivery_folder(landing_dir, delivery))
+    ]
+
+
+def check_schemas(con: duckdb.DuckDBPyConnection, landing_dir: Path, days: DayRange, late_arrival_days: int) -> None:
+    """Fail before anything is written if any readable file of the run breaks the contract."""
+    for _, path in delivered_files(landing_dir, days, late_arrival_days):
+        try:
+            columns = _file_columns(con, _reader(path))
+        except duckdb.Error:
+            continue  # unreadable files are listed, not fatal (see read_landing)
+        _check_columns(path.relative_to(landing_dir).as_posix(), columns, LandingScan())
 
 
 def read_landing(
-    con: duckdb.DuckDBPyConnection, landing_dir: Path, days: DayRange, late_arrival_days: int
-) -> LandingScan:
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, days: DayRange, late_arrival_days: int, scan: LandingScan
+) -> None:
     """Read every file that may hold events of `days` into the temporary table `landed`."""
     _create_landed_table(con)
-    scan = LandingScan()
-    last_folder = days.last + dt.timedelta(days=late_arrival_days)
-    folder_days = DayRange(days.first, last_folder).days()
-    for delivery in folder_days:
-        for path in event_files(delivery_folder(landing_dir, delivery)):
-            relative = path.relative_to(landing_dir).as_posix()
-            try:
-                _read_file(con, path, relative, delivery, scan)
-            except LandingError:
-                raise
-            except duckdb.Error as exc:
-                message = str(exc).splitlines()[0][:300]
+    for delivery, path in delivered_files(landing_dir, days, late_arrival_days):
+        relative = path.relative_to(landing_dir).as_posix()
+        try:
+            _read_file(con, path, relative, delivery, scan)
+        except LandingError:
+            raise
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0][:300]
+            if delivery <= days.last:  # listed once, on its own delivery day
                 scan.unreadable.append((delivery, relative, message))
-                con.execute("INSERT INTO unreadable_files VALUES (?, ?, ?)", [delivery, relative, message])
-                continue
+            con.execute("INSERT INTO unreadable_files VALUES (?, ?, ?)", [delivery, relative, message])
+            continue
+        if delivery <= days.last:
             scan.files_read.append(relative)
-    return scan
 
 
 def register_pseudonyms(con: duckdb.DuckDBPyConnection, key: bytes) -> int:

@@ -69,6 +69,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
+    home = settings.ensure_dagster_home()
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home}); Ctrl-C stops it")
+    workspace = str(settings.PROJECT_ROOT / "workspace.yaml")
+    command = [dagster, "dev", "-w", workspace, "-h", args.host, "-p", str(args.port)]
+    os.execv(dagster, command)  # the UI and its daemon replace this process
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crowd-platform",
@@ -112,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", help="folder for event_report.html (default: $CROWD_REPORT_DIR or data/reports)")
     report.set_defaults(handler=cmd_report)
+
+    ui = commands.add_parser(
+        "ui",
+        help="open the Dagster UI (webserver and daemon) on this code location",
+        description="Start `dagster dev` on workspace.yaml with DAGSTER_HOME set up (default data/dagster_home, "
+        "with the single-writer DuckDB pool), so schedules, sensors and backfills run.",
+    )
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=cmd_ui)
     return parser
 
 

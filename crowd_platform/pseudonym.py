@@ -58,15 +58,12 @@ def load_key() -> bytes:
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             raise PseudonymKeyError(
-                f"pseudonym key file {path} is readable by others (mode {mode:o}); "
-                "run `chmod 600` on it"
+                f"pseudonym key file {path} is readable by others (mode {mode:o}); run `chmod 600` on it"
             )
         key = path.read_text().strip()
         source = str(path)
     if len(key) < MIN_KEY_LENGTH:
-        raise PseudonymKeyError(
-            f"pseudonym key from {source} is shorter than {MIN_KEY_LENGTH} characters"
-        )
+        raise PseudonymKeyError(f"pseudonym key from {source} is shorter than {MIN_KEY_LENGTH} characters")
     return key.encode()
 
 
@@ -78,6 +75,5 @@ def key_fingerprint(key: bytes) -> str:
 def pseudonymise(key: bytes, identities: Iterable[str]) -> list[str]:
     """Device keys for the given IMSIs (or any other identity strings), in the same order."""
     return [
-        hmac.new(key, identity.encode(), hashlib.sha256).hexdigest()[:DEVICE_KEY_HEX_CHARS]
-        for identity in identities
+        hmac.new(key, identity.encode(), hashlib.sha256).hexdigest()[:DEVICE_KEY_HEX_CHARS] for identity in identities
     ]

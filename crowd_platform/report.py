@@ -96,7 +96,10 @@ def kpi_text_table(rows: list[dict[str, Any]]) -> str:
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(HEADLINE_COLUMNS)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(HEADLINE_COLUMNS, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.rjust(w) if i >= 3 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))) for r in cells]
+    lines += [
+        "  ".join(v.rjust(w) if i >= 3 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    ]
     return "\n".join(lines)
 
 
@@ -106,16 +109,20 @@ def kpi_markdown(rows: list[dict[str, Any]]) -> str:
 
 def _html_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_format(r[c]))}</td>" for c in columns) + "</tr>" for r in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_format(r[c]))}</td>" for c in columns) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+DAILY_COLUMNS = [
+    "event_date", "zone", "visitors_est", "visitors_est_low", "visitors_est_high", "median_dwell_min", "suppressed",
+]  # fmt: skip
 
 
 def render_html(con: duckdb.DuckDBPyConnection) -> str:
     headline = headline_rows(con)
-    daily = con.execute(
-        """
+    daily = (
+        con.execute(
+            """
         SELECT daily.event_date, zones.name AS zone, daily.visitors_est, daily.visitors_est_low,
                daily.visitors_est_high, daily.median_dwell_min, daily.suppressed
         FROM marts.zone_daily AS daily JOIN reference.zones AS zones USING (zone_id)
@@ -123,15 +130,22 @@ def render_html(con: duckdb.DuckDBPyConnection) -> str:
           ON daily.event_date BETWEEN event_window.s AND event_window.e
         ORDER BY daily.event_date, zones.kind, zones.name
         """
-    ).pl().to_dicts()
-    countries = con.execute(
-        """
+        )
+        .pl()
+        .to_dicts()
+    )
+    countries = (
+        con.execute(
+            """
         SELECT country_iso2, sum(visitors_est) AS visitors_est, bool_or(suppressed) AS any_suppressed
         FROM marts.origin_country_daily
         WHERE NOT suppressed
         GROUP BY country_iso2 ORDER BY visitors_est DESC LIMIT 30
         """
-    ).pl().to_dicts()
+        )
+        .pl()
+        .to_dicts()
+    )
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     style = (
         "body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}"
@@ -148,7 +162,7 @@ suppressed (empty). "seed" is the figure published in the original press release
 <h2>Headline figures</h2>
 {_html_table(headline, HEADLINE_COLUMNS)}
 <h2>Visitors per zone and day</h2>
-{_html_table(daily, ["event_date", "zone", "visitors_est", "visitors_est_low", "visitors_est_high", "median_dwell_min", "suppressed"])}
+{_html_table(daily, DAILY_COLUMNS)}
 <h2>Origin countries (sum of daily visitors, published groups)</h2>
 {_html_table(countries, ["country_iso2", "visitors_est"])}
 </body></html>

@@ -120,9 +120,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(found and found[0])
 
 
-def write_tables(
-    con: duckdb.DuckDBPyConnection, writes: Sequence[TableWrite], days: DayRange | None
-) -> None:
+def write_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[TableWrite], days: DayRange | None) -> None:
     """Write tables in one transaction: the partitions of `days`, or whole tables if None.
 
     A partitioned table is created on first write from its query's column types; afterwards the

@@ -68,8 +68,15 @@ def write_reference(root: Path, first_day: dt.date, last_day: dt.date) -> None:
     pl.DataFrame(
         [
             {
-                "cell_id": c[0], "latitude": c[1], "longitude": c[2], "azimuth_deg": c[3], "beamwidth_deg": c[4],
-                "range_m": c[5], "technology": c[6], "valid_from": c[7], "valid_to": c[8],
+                "cell_id": c[0],
+                "latitude": c[1],
+                "longitude": c[2],
+                "azimuth_deg": c[3],
+                "beamwidth_deg": c[4],
+                "range_m": c[5],
+                "technology": c[6],
+                "valid_from": c[7],
+                "valid_to": c[8],
             }
             for c in CELLS
         ],
@@ -188,8 +195,13 @@ def _write_delivery(root: Path, day: dt.date, rows: list[dict], fmt: str) -> Non
     folder.mkdir(parents=True, exist_ok=True)
     frame = pl.DataFrame(
         rows,
-        schema={"event_time": pl.Datetime("us", "UTC"), "imsi": pl.String, "cell_id": pl.String,
-                "event_type": pl.String, "tac": pl.String},  # fmt: skip
+        schema={
+            "event_time": pl.Datetime("us", "UTC"),
+            "imsi": pl.String,
+            "cell_id": pl.String,
+            "event_type": pl.String,
+            "tac": pl.String,
+        },
     )
     if fmt == "parquet":
         frame.write_parquet(folder / "part-000.parquet")

@@ -14,7 +14,8 @@ from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, BuiltWorld
 CONTRACT_COLUMNS = {
     "staging.events": ["event_date", "event_time", "device_key", "home_mcc", "home_mnc", "cell_id", "event_type"],
     "staging.rejected_events": ["event_date", "source_file", "source_row", "reason"],
-    "staging.load_audit": ["event_date", "source_file", "landed_rows", "staged_rows", "rejected_rows", "duplicate_rows"],
+    "staging.load_audit": ["event_date", "source_file", "landed_rows", "staged_rows", "rejected_rows",
+                           "duplicate_rows"],
     "core.stays": ["event_date", "device_key", "stay_start", "stay_end", "duration_s", "place", "n_events"],
     "core.device_homes": ["event_date", "device_key", "home_municipality", "nights_observed", "nights_at_home"],
     "core.zone_visits": ["event_date", "device_key", "zone_id", "visit_start", "visit_end", "dwell_s", "is_visit",
@@ -29,7 +30,11 @@ CONTRACT_COLUMNS = {
     "marts.zone_hourly": ["event_date", "hour", "zone_id", "present_est", "suppressed"],
     "event.event_kpis": ["event_id", "metric", "zone_id", "value", "low", "high", "suppressed"],
 }  # fmt: skip
-TIMESTAMPTZ_COLUMNS = {("staging.events", "event_time"), ("core.stays", "stay_start"), ("core.zone_visits", "visit_start")}
+TIMESTAMPTZ_COLUMNS = {
+    ("staging.events", "event_time"),
+    ("core.stays", "stay_start"),
+    ("core.zone_visits", "visit_start"),
+}
 
 
 def _read(world: BuiltWorld, query: str) -> pl.DataFrame:
@@ -66,7 +71,8 @@ def test_contract_table_has_its_columns_and_rows(world: BuiltWorld, table: str) 
 
 def test_every_landed_row_is_staged_rejected_or_a_duplicate(world: BuiltWorld) -> None:
     audit = _read(world, "SELECT sum(landed_rows) AS landed, sum(staged_rows) AS staged, sum(rejected_rows) AS "
-                         "rejected, sum(duplicate_rows) AS duplicates FROM staging.load_audit").row(0, named=True)  # fmt: skip
+                         "rejected, sum(duplicate_rows) AS duplicates FROM staging.load_audit"
+                  ).row(0, named=True)  # fmt: skip
     # Only the day after the window's last delivery folder holds rows of other partitions.
     outside = _read(world, "SELECT count(*) AS n FROM staging.events WHERE event_date > DATE '2022-06-10'")["n"][0]
     assert outside == 0
@@ -89,7 +95,8 @@ def test_each_kind_of_bad_row_is_rejected_with_its_reason_and_row(world: BuiltWo
 
 def test_late_arrivals_are_staged_in_their_own_day(world: BuiltWorld) -> None:
     late = _read(world, "SELECT event_date, source_file, staged_rows FROM staging.load_audit "
-                        "WHERE source_file NOT LIKE 'events/date=' || strftime(event_date, '%Y-%m-%d') || '/%'")  # fmt: skip
+                        "WHERE source_file NOT LIKE 'events/date=' || strftime(event_date, '%Y-%m-%d') || '/%'"
+                 )  # fmt: skip
     assert late.height > 0 and (late["staged_rows"] > 0).all()
     for row in late.iter_rows(named=True):
         assert row["source_file"].startswith(f"events/date={row['event_date'] + dt.timedelta(days=1)}")

@@ -100,7 +100,9 @@ def test_an_unreadable_file_is_listed_and_the_rest_of_the_day_loads(
     assert audit.filter(pl.col("status") == "loaded")["staged_rows"].sum() > 0
 
 
-def test_a_changed_pseudonym_key_fails_before_writing(private_world: BuiltWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_pseudonym_key_fails_before_writing(
+    private_world: BuiltWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = snapshot(private_world.warehouse)
     monkeypatch.setenv("CROWD_PSEUDONYM_KEY", "another-key-another-key-another-key")
     with pytest.raises(MaterializeError, match="pseudonym key differs"):

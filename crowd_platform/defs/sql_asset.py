@@ -5,7 +5,6 @@ run their data-quality checks on exactly those days. A check is a query that cou
 rows; zero passes. Blocking checks stop bad data from flowing on.
 """
 
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,13 +73,15 @@ def sql_asset(
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse, methodology: Methodology):
         days = DayRange.from_context(context) if partitioned else None
-        params = {**methodology.sql_params(), **(days.params() if days else {})}
         query = load_sql(f"{layer}/{name}")
         with warehouse.connect() as con:
-            write_tables(con, [TableWrite(table, query, params)], days)
+            # One day per transaction: memory stays bounded by a day's data however long the
+            # backfill, and each day's rows are the same as a run of that day alone.
+            for day in days.single_days() if days else [None]:
+                write_tables(con, [TableWrite(table, query, methodology.sql_params())], day)
             yield dg.MaterializeResult(asset_key=key, metadata=table_metadata(con, table, days))
-            for result in run_checks(con, key, checks, params):
-                yield result
+            params = {**methodology.sql_params(), **(days.params() if days else {})}
+            yield from run_checks(con, key, checks, params)
 
     _asset.__name__ = f"{layer}_{name}"
     return _asset

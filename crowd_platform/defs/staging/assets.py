@@ -1,6 +1,5 @@
 """Staging: validated, de-duplicated, pseudonymised events, the rejects and the row accounting."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +15,11 @@ from crowd_platform.warehouse import DayRange, TableWrite, Warehouse, bind, load
 EVENTS = dg.AssetKey(["staging", "events"])
 REJECTED_EVENTS = dg.AssetKey(["staging", "rejected_events"])
 LOAD_AUDIT = dg.AssetKey(["staging", "load_audit"])
-STAGING_TABLES = {EVENTS: "staging.events", REJECTED_EVENTS: "staging.rejected_events", LOAD_AUDIT: "staging.load_audit"}
+STAGING_TABLES = {
+    EVENTS: "staging.events",
+    REJECTED_EVENTS: "staging.rejected_events",
+    LOAD_AUDIT: "staging.load_audit",
+}
 
 
 ACCOUNTED = SqlCheck(
@@ -54,9 +57,7 @@ NO_RAW_IMSI = SqlCheck(
 )
 
 
-def merge_check_results(
-    so_far: list[dg.AssetCheckResult], day: list[dg.AssetCheckResult]
-) -> list[dg.AssetCheckResult]:
+def merge_check_results(so_far: list[dg.AssetCheckResult], day: list[dg.AssetCheckResult]) -> list[dg.AssetCheckResult]:
     """A check passes over a range of days when it passes on each; violations add up."""
     if not so_far:
         return day
@@ -77,9 +78,7 @@ def merge_check_results(
 
 def check_key_fingerprint(warehouse_con, key: bytes) -> None:
     """Refuse to write with a key other than the one the warehouse was built with."""
-    warehouse_con.execute(
-        "CREATE TABLE IF NOT EXISTS ops.pseudonym_key (fingerprint VARCHAR, first_used TIMESTAMPTZ)"
-    )
+    warehouse_con.execute("CREATE TABLE IF NOT EXISTS ops.pseudonym_key (fingerprint VARCHAR, first_used TIMESTAMPTZ)")
     known = warehouse_con.execute("SELECT fingerprint FROM ops.pseudonym_key").fetchall()
     fingerprint = key_fingerprint(key)
     if not known:
@@ -126,7 +125,9 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
     days = DayRange.from_context(context)
     landing = settings.landing_dir()
     if not (landing / "events").is_dir():
-        raise ingest.LandingError(f"{landing / 'events'}: no events folder in the landing directory (CROWD_LANDING_DIR)")
+        raise ingest.LandingError(
+            f"{landing / 'events'}: no events folder in the landing directory (CROWD_LANDING_DIR)"
+        )
     key = load_key()
     scan = ingest.LandingScan()
     identities = 0

@@ -63,10 +63,7 @@ def _create_landed_table(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE unreadable_files "
-        "(event_date DATE, source_file VARCHAR, error VARCHAR)"
-    )
+    con.execute("CREATE OR REPLACE TEMP TABLE unreadable_files (event_date DATE, source_file VARCHAR, error VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE three_digit_mnc_mccs (mcc VARCHAR)")
     con.executemany("INSERT INTO three_digit_mnc_mccs VALUES (?)", [[m] for m in THREE_DIGIT_MNC_MCCS])
 
@@ -84,17 +81,14 @@ def _check_columns(relative: str, columns: dict[str, str], scan: LandingScan) ->
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise LandingError(
-            f"{relative}: missing required column(s) {', '.join(missing)}; "
-            f"found {', '.join(columns) or 'no columns'}"
+            f"{relative}: missing required column(s) {', '.join(missing)}; found {', '.join(columns) or 'no columns'}"
         )
     extra = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if extra:
         scan.extra_columns[relative] = extra
 
 
-def _read_file(
-    con: duckdb.DuckDBPyConnection, path: Path, relative: str, delivery: dt.date, scan: LandingScan
-) -> None:
+def _read_file(con: duckdb.DuckDBPyConnection, path: Path, relative: str, delivery: dt.date, scan: LandingScan) -> None:
     reader = _reader(path)
     if path.name.endswith(".parquet"):
         columns = _file_columns(con, reader)
@@ -140,7 +134,7 @@ def _read_file(
         """,
         {"delivery": delivery, "relative": relative},
     )
-    con.execute("RESET preserve_insertion_order")
+    con.execute("SET preserve_insertion_order = false")  # the connection default (warehouse.py)
 
 
 def _reader(path: Path) -> str:

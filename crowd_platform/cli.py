@@ -69,6 +69,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import math
+
+    from crowd_platform.evaluate import evaluate
+    from crowd_platform.pseudonym import load_key
+
+    warehouse = Path(args.warehouse) if args.warehouse else settings.warehouse_path()
+    truth = Path(args.truth) if args.truth else settings.truth_dir()
+    try:
+        result = evaluate(warehouse, truth, load_key())
+    except (ValueError, FileNotFoundError) as error:  # an unbuilt warehouse or a missing truth file
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, value in result.summary.items():
+        shown = f"{value:.4g}" if isinstance(value, float) and not math.isnan(value) else value
+        print(f"{name:42} {shown}")
+    print()
+    for row in result.tables["bars"].iter_rows(named=True):
+        print(f"{row['result']:5} {row['bar']} ({row['figure']} {row['threshold']})")
+    written = result.write(Path(args.out) if args.out else settings.report_dir() / "evaluation")
+    print(f"\nevaluation written to {written}")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     import os
     import shutil
@@ -125,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", help="folder for event_report.html (default: $CROWD_REPORT_DIR or data/reports)")
     report.set_defaults(handler=cmd_report)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="compare the published tables with the synthetic world's ground truth",
+        description="Compare what the pipeline published (zone-day visitors, event KPIs, homes, visitor classes) "
+        "with the simulator's truth and the accuracy bars of DESIGN section 7; print the summary and write "
+        "evaluation.md and one CSV per table. Uses the same pseudonym key as the pipeline.",
+    )
+    evaluate.add_argument("--warehouse", help="DuckDB file (default: $CROWD_WAREHOUSE)")
+    evaluate.add_argument("--truth", help="ground-truth folder (default: $CROWD_TRUTH_DIR or data/truth)")
+    evaluate.add_argument("--out", help="output folder (default: data/reports/evaluation)")
+    evaluate.set_defaults(handler=cmd_evaluate)
 
     ui = commands.add_parser(
         "ui",

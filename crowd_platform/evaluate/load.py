@@ -57,6 +57,12 @@ def load_published(warehouse: Path) -> Published:
     # None of the tables read here has a GEOMETRY column, so the spatial extension is not needed.
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
+        needed = [("marts", "zone_daily"), ("core", "device_homes"), ("core", "zone_visits")]
+        absent = [f"{schema}.{table}" for schema, table in needed if not _has_table(con, schema, table)]
+        if not (_has_table(con, "event", "event_kpis") or _has_table(con, "marts", "event_kpis")):
+            absent.append("event.event_kpis")
+        if absent:
+            raise ValueError(f"warehouse {warehouse} lacks {', '.join(absent)}: materialise the pipeline first")
         zone_daily = _frame(
             con,
             """
@@ -113,14 +119,19 @@ def load_published(warehouse: Path) -> Published:
 
 def load_truth(truth_dir: Path, key: bytes) -> Truth:
     zone_daily = pl.read_parquet(truth_dir / "zone_daily.parquet")
-    event_kpis = pl.read_parquet(truth_dir / "event_kpis.parquet").with_columns(
-        pl.col("zone_id").fill_null(EVENT_WIDE)
-    )
+    event_kpis = pl.read_parquet(truth_dir / "event_kpis.parquet").with_columns(pl.col("zone_id").fill_null(EVENT_WIDE))
     # Only subscribers (and roamers) produce events, so only they can have a device key.
     persons = pl.read_parquet(
         truth_dir / "persons.parquet",
-        columns=["person_id", "imsi", "is_subscriber", "person_class", "visitor_class", "home_municipality",
-                 "origin_country"],
+        columns=[
+            "person_id",
+            "imsi",
+            "is_subscriber",
+            "person_class",
+            "visitor_class",
+            "home_municipality",
+            "origin_country",
+        ],
     ).filter(pl.col("is_subscriber"))
     persons = persons.with_columns(
         pl.Series("device_key", pseudonymise(key, persons["imsi"].to_list()), dtype=pl.String)

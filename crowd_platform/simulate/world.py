@@ -156,7 +156,7 @@ def simulate_world(landing_dir: Path, truth_dir: Path, *, scale: float = 1.0, se
     geo = build_geography(seed, cfg.expo_start, cfg.expo_end, cfg.helsingborg_population,
                           cfg.sweden_population)
     pop = build_population(cfg, geo, scale, seed)
-    write_reference(landing, geo, cfg)
+    write_reference(landing, geo, cfg, scale)
     writer = EventWriter(landing, geo, pop.imsi, cfg)
     tw = TruthWriter(truth, cfg, geo, pop, scale)
     neighbours, far = _cell_helpers(geo)

@@ -30,7 +30,7 @@ EVENT_SCHEMA = pa.schema([
 ])
 
 
-def write_reference(landing: Path, geo: Geography, cfg: WorldConfig) -> None:
+def write_reference(landing: Path, geo: Geography, cfg: WorldConfig, scale: float) -> None:
     ref = landing / "reference"
     ref.mkdir(parents=True, exist_ok=True)
     cells = cells_reference(geo).with_columns(
@@ -48,8 +48,12 @@ def write_reference(landing: Path, geo: Geography, cfg: WorldConfig) -> None:
         f"end = {cfg.expo_end.isoformat()}\n"
         f"main_zones = [{zones}]\n"
         f'host_municipality = "{HOST_CODE}"\n', encoding="utf-8")
-    geo.munis.select(pl.col("code").alias("municipality_code"), "population").write_csv(
-        ref / "population.csv")
+    # The synthetic country has `scale` times the real residents: its population register too, or
+    # every extrapolation would be off by 1 / scale.
+    geo.munis.select(
+        pl.col("code").alias("municipality_code"),
+        (pl.col("population") * scale).round().cast(pl.Int64).alias("population"),
+    ).write_csv(ref / "population.csv")
     with open(ref / "roaming_shares.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["country_iso2", "share"])

@@ -22,6 +22,7 @@ class Methodology(dg.ConfigurableResource):
     pingpong_max_min: float = 10.0  # an A-B-A flip shorter than this is noise, B is relabelled A
     # Zone attribution and visits
     zone_min_weight: float = 0.5  # a cell counts in a zone when this share of its coverage is in it
+    small_cell_max_range_m: float = 200.0  # ... or when it is a small cell standing inside the zone
     visit_min_min: float = 20.0  # Telia's threshold for an "activity" (a visit)
     passerby_min_min: float = 5.0  # shorter presence is not reported at all
     # Homes
@@ -44,6 +45,7 @@ class Methodology(dg.ConfigurableResource):
             "stay_max_gap_s": self.stay_max_gap_min * 60,
             "pingpong_max_s": self.pingpong_max_min * 60,
             "zone_min_weight": self.zone_min_weight,
+            "small_cell_max_range_m": self.small_cell_max_range_m,
             "visit_min_s": self.visit_min_min * 60,
             "passerby_min_s": self.passerby_min_min * 60,
             "home_window_nights": self.home_window_nights,

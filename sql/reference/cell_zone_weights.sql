@@ -2,6 +2,9 @@
 -- Coverage is a sector (wedge of the beam width around the azimuth, out to the range) or, for
 -- omni cells, a disc; built in local metres around the cell and expressed in WGS84. The weight
 -- is an area ratio, which a local lon/lat projection preserves, so no reprojection is needed.
+-- `site_in_zone` marks a small cell (range up to $small_cell_max_range_m) standing inside the zone:
+-- operators plan such cells for the venue they stand in, and an area ratio would dilute a venue
+-- of a few thousand square metres in the cell's nominal disc.
 WITH
 shapes AS (
     SELECT
@@ -38,6 +41,9 @@ coverage AS (
         cell_id,
         valid_from,
         valid_to,
+        longitude,
+        latitude,
+        range_m,
         ST_MakePolygon(ST_MakeLine(
             CASE WHEN is_omni THEN list_concat(arc_points, [arc_points[1]])
                  ELSE list_concat([ST_Point(longitude, latitude)], arc_points, [ST_Point(longitude, latitude)])
@@ -52,12 +58,14 @@ zone_overlaps AS (
         coverage.valid_from,
         coverage.valid_to,
         zones.zone_id,
-        ST_Area(ST_Intersection(coverage.footprint, zones.geometry)) / ST_Area(coverage.footprint) AS weight
+        ST_Area(ST_Intersection(coverage.footprint, zones.geometry)) / ST_Area(coverage.footprint) AS weight,
+        coverage.range_m <= $small_cell_max_range_m
+            AND ST_Contains(zones.geometry, ST_Point(coverage.longitude, coverage.latitude)) AS site_in_zone
     FROM coverage
     JOIN reference.zones AS zones ON ST_Intersects(coverage.footprint, zones.geometry)
 )
 
-SELECT cell_id, valid_from, valid_to, zone_id, weight
+SELECT cell_id, valid_from, valid_to, zone_id, weight, site_in_zone
 FROM zone_overlaps
 WHERE weight > 0
 ORDER BY cell_id, valid_from, zone_id

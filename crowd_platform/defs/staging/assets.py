@@ -76,6 +76,19 @@ def merge_check_results(so_far: list[dg.AssetCheckResult], day: list[dg.AssetChe
     return merged
 
 
+def row_accounting(con, days: DayRange) -> dict[str, dg.MetadataValue]:
+    """Landed, staged, rejected and duplicate rows of the run's days, for the UI."""
+    totals = con.execute(
+        "SELECT coalesce(sum(landed_rows), 0), coalesce(sum(staged_rows), 0), coalesce(sum(rejected_rows), 0), "
+        "coalesce(sum(duplicate_rows), 0), count(*) FILTER (WHERE status = 'unreadable') "
+        "FROM staging.load_audit WHERE event_date BETWEEN $first_day AND $last_day",
+        days.params(),
+    ).fetchone()
+    assert totals is not None
+    names = ("landed_rows", "staged_rows", "rejected_rows", "duplicate_rows", "unreadable_files")
+    return {name: dg.MetadataValue.int(int(value)) for name, value in zip(names, totals, strict=True)}
+
+
 def check_key_fingerprint(warehouse_con, key: bytes) -> None:
     """Refuse to write with a key other than the one the warehouse was built with."""
     warehouse_con.execute("CREATE TABLE IF NOT EXISTS ops.pseudonym_key (fingerprint VARCHAR, first_used TIMESTAMPTZ)")
@@ -161,6 +174,8 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
                     [{"file": f, "error": e} for _, f, e in scan.unreadable]
                 )
                 metadata["extra_columns_ignored"] = dg.MetadataValue.json(scan.extra_columns)
+            if asset_key == LOAD_AUDIT:
+                metadata.update(row_accounting(con, days))
             yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)
         yield from check_results
     for _, relative, error in scan.unreadable:

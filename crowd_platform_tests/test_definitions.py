@@ -47,7 +47,7 @@ def test_every_warehouse_step_is_in_the_single_writer_pool() -> None:
 
 
 def test_schedule_and_checks_exist() -> None:
-    schedule = defs.resolve_schedule_def("daily_job_schedule")
+    schedule = defs.resolve_schedule_def("daily_schedule")
     assert schedule.job_name == "daily_job"
     graph = defs.resolve_asset_graph()
     check_names = {key.name for key in graph.asset_check_keys}
@@ -59,3 +59,13 @@ def test_home_detection_reads_only_earlier_nights() -> None:
     mapping = homes.get_partition_mapping(dg.AssetKey(["core", "device_nights"]))
     assert isinstance(mapping, dg.TimeWindowPartitionMapping)
     assert mapping.start_offset == -28 and mapping.end_offset == -1
+
+
+def test_the_schedule_builds_yesterday_and_refreshes_the_day_before() -> None:
+    import datetime as dt
+
+    schedule = defs.resolve_schedule_def("daily_schedule")
+    at = dt.datetime(2022, 6, 5, 6, 0, tzinfo=dt.UTC)
+    with dg.build_schedule_context(scheduled_execution_time=at, repository_def=defs.get_repository_def()) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [(r.partition_key, r.job_name) for r in requests] == [("2022-06-04", None), ("2022-06-03", "refresh_job")]

@@ -17,6 +17,9 @@ class Methodology(dg.ConfigurableResource):
 
     # Ingest
     late_arrival_days: int = 1  # a delivery folder may hold events of this many earlier days
+    # Machine SIMs without a machine TAC: one cell all day, active in most hours, regular timing
+    machine_min_active_hours: int = 20
+    machine_max_gap_cv: float = 0.1
     # Stays
     stay_max_gap_min: float = 70.0  # idle devices update about every 54 min; longer gaps end a stay
     pingpong_max_min: float = 10.0  # an A-B-A flip shorter than this is noise, B is relabelled A
@@ -42,6 +45,8 @@ class Methodology(dg.ConfigurableResource):
         """The parameters as named SQL parameters ($visit_min_s, ...), in seconds where timed."""
         return {
             "late_arrival_days": self.late_arrival_days,
+            "machine_min_active_hours": self.machine_min_active_hours,
+            "machine_max_gap_cv": self.machine_max_gap_cv,
             "stay_max_gap_s": self.stay_max_gap_min * 60,
             "pingpong_max_s": self.pingpong_max_min * 60,
             "zone_min_weight": self.zone_min_weight,

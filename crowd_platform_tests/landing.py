@@ -45,7 +45,7 @@ CELL_B = "240-01-3-1"
 @dataclass
 class Person:
     imsi: str
-    kind: str  # resident | malmo_visitor | danish_visitor | machine
+    kind: str  # resident | malmo_visitor | danish_visitor | machine | silent_machine
     home_cell: str | None
     tac: str | None
 
@@ -105,7 +105,9 @@ def _at(day: dt.date, minutes: float) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), STOCKHOLM) + dt.timedelta(minutes=minutes)
 
 
-def build_persons(n_residents: int, n_malmo: int, n_danes: int, n_machines: int) -> list[Person]:
+def build_persons(
+    n_residents: int, n_malmo: int, n_danes: int, n_machines: int, n_silent_machines: int = 0
+) -> list[Person]:
     persons = []
     for i in range(n_residents):
         persons.append(Person(f"24001{i:010d}", "resident", HOME_HELSINGBORG, "35391800"))
@@ -115,6 +117,8 @@ def build_persons(n_residents: int, n_malmo: int, n_danes: int, n_machines: int)
         persons.append(Person(f"23801{i:010d}", "danish_visitor", None, "35391800"))
     for i in range(n_machines):
         persons.append(Person(f"24001{9_000_000 + i:010d}", "machine", HOME_HELSINGBORG, "86675800"))
+    for i in range(n_silent_machines):  # no TAC in the feed: only behaviour tells
+        persons.append(Person(f"24001{9_500_000 + i:010d}", "silent_machine", CELL_A, None))
     return persons
 
 
@@ -125,9 +129,9 @@ def events_for_day(person: Person, day: dt.date, rng: random.Random, truth: Land
         rows.append({"event_time": _at(day, minutes), "imsi": person.imsi, "cell_id": cell,
                      "event_type": kind, "tac": person.tac})  # fmt: skip
 
-    if person.kind == "machine":
+    if person.kind in ("machine", "silent_machine"):
         for minute in range(0, 24 * 60, 30):  # machine-regular timing at one place
-            ping(minute, HOME_HELSINGBORG, "data")
+            ping(minute + rng.uniform(0, 0.5), person.home_cell or HOME_HELSINGBORG, "data")
         return rows
     if person.home_cell:  # night at home: 00:00-07:00 and 22:00-24:00
         for minute in [*range(5, 7 * 60, 50), *range(22 * 60 + 5, 24 * 60, 50)]:
@@ -156,12 +160,13 @@ def write_landing(
     n_malmo: int = 15,
     n_danes: int = 12,
     n_machines: int = 3,
+    n_silent_machines: int = 2,
     seed: int = 7,
     dirt: bool = True,
 ) -> LandingTruth:
     """Write reference files and one delivery folder per day (plus late arrivals next day)."""
     rng = random.Random(seed)
-    truth = LandingTruth(persons=build_persons(n_residents, n_malmo, n_danes, n_machines))
+    truth = LandingTruth(persons=build_persons(n_residents, n_malmo, n_danes, n_machines, n_silent_machines))
     write_reference(root, first_day, last_day)
     days = [first_day + dt.timedelta(days=i) for i in range((last_day - first_day).days + 1)]
     deliveries: dict[dt.date, list[dict]] = {d: [] for d in [*days, last_day + dt.timedelta(days=1)]}

@@ -136,6 +136,20 @@ def test_machine_sims_are_not_visitors(world: BuiltWorld) -> None:
     assert visits == 0
 
 
+def test_machines_without_a_tac_are_found_by_behaviour_and_people_are_not(world: BuiltWorld) -> None:
+    from crowd_platform.pseudonym import pseudonymise
+    from crowd_platform_tests.conftest import TEST_KEY
+
+    flagged = _read(world, "SELECT DISTINCT device_key FROM core.devices WHERE is_machine_by_behaviour")
+    silent = [p.imsi for p in world.truth.persons if p.kind == "silent_machine"]
+    people = [p.imsi for p in world.truth.persons if "machine" not in p.kind]
+    assert silent and set(pseudonymise(TEST_KEY.encode(), silent)) <= set(flagged["device_key"])
+    assert not set(pseudonymise(TEST_KEY.encode(), people)) & set(flagged["device_key"])
+    # The silent machines stand in area A around the clock, yet they are not visitors there.
+    visits = _read(world, "SELECT DISTINCT device_key FROM core.zone_visits")
+    assert not set(pseudonymise(TEST_KEY.encode(), silent)) & set(visits["device_key"])
+
+
 def test_raw_visitors_match_the_planned_visits(world: BuiltWorld) -> None:
     """Every planned presence of 25 minutes or more in a zone is found as a visit that day."""
     planned = {

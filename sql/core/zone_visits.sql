@@ -1,5 +1,6 @@
 -- core.zone_visits: one row per visit episode of a device to a zone: consecutive stays at cells
--- that count in the zone (at least $zone_min_weight of the cell's coverage inside it), merged
+-- that count in the zone (at least $zone_min_weight of the cell's coverage inside it, or a small
+-- cell standing in it; see reference.cell_zone_weights), merged
 -- while they touch. Episodes shorter than $passerby_min_s are dropped; is_visit marks those of
 -- at least $visit_min_s. An episode belongs to the local day it starts. Machine SIMs are left out.
 -- Like core.stays, the episodes of day D are built from the stays of D - 1 .. D + 1 only, so a
@@ -23,7 +24,7 @@ stays_in_zones AS (
         ON weights.cell_id = stays.place
        AND CAST(stays.stay_start AS DATE) >= weights.valid_from
        AND (weights.valid_to IS NULL OR CAST(stays.stay_start AS DATE) <= weights.valid_to)
-    WHERE weights.weight >= $zone_min_weight
+    WHERE weights.weight >= $zone_min_weight OR weights.site_in_zone
 ),
 
 episode_breaks AS (

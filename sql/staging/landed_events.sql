@@ -24,6 +24,7 @@ checked AS (
     SELECT
         rows_of_run.*,
         CASE
+            WHEN parse_error IS NOT NULL THEN parse_error  -- a CSV line that could not be parsed
             WHEN nullif(trim(event_time_raw), '') IS NULL THEN 'missing event_time'
             WHEN event_time IS NULL THEN 'unparseable event_time'
             WHEN local_date > delivery_date THEN 'event_time after its delivery day'

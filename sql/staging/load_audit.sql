@@ -1,6 +1,7 @@
 -- staging.load_audit: row accounting per partition and source file.
 -- landed_rows = staged_rows + rejected_rows + duplicate_rows holds on every row (checked).
 -- Files that could not be read at all are listed with status 'unreadable' and no row counts.
+-- Reads the temp tables landed_events, landed_files and unreadable_files (crowd_platform/defs/staging/ingest.py).
 WITH
 counted AS (
     SELECT
@@ -24,6 +25,19 @@ SELECT
     'loaded' AS status,
     CAST(NULL AS VARCHAR) AS error
 FROM counted
+UNION ALL
+-- A file read without a single data row (header only) is listed on its delivery day, all zero.
+SELECT
+    delivery_date AS event_date,
+    source_file,
+    0 AS landed_rows,
+    0 AS staged_rows,
+    0 AS rejected_rows,
+    0 AS duplicate_rows,
+    'loaded' AS status,
+    CAST(NULL AS VARCHAR) AS error
+FROM landed_files
+WHERE rows = 0 AND delivery_date BETWEEN $first_day AND $last_day
 UNION ALL
 SELECT
     event_date,

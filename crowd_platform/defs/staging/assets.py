@@ -10,7 +10,7 @@ from crowd_platform.defs.staging import ingest
 from crowd_platform.methodology import Methodology
 from crowd_platform.partitions import daily_partitions
 from crowd_platform.pseudonym import PseudonymKeyError, key_fingerprint, load_key
-from crowd_platform.warehouse import DayRange, TableWrite, Warehouse, bind, load_sql, table_metadata, write_tables
+from crowd_platform.warehouse import DayRange, TableWrite, Warehouse, load_sql, table_metadata, write_tables
 
 EVENTS = dg.AssetKey(["staging", "events"])
 REJECTED_EVENTS = dg.AssetKey(["staging", "rejected_events"])
@@ -151,11 +151,7 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
         # One day per transaction: bounded memory, and each day equals a run of that day alone.
         for day in days.single_days():
             params = {**methodology.sql_params(), **day.params()}
-            ingest.read_landing(con, Path(landing), day, methodology.late_arrival_days, scan)
-            identities = max(identities, ingest.register_pseudonyms(con, key))
-            classify = load_sql("staging/landed_events")
-            con.execute("CREATE OR REPLACE TEMP TABLE landed_events AS " + classify, bind(classify, params))
-            ingest.drop_raw_tables_keep_classified(con)
+            identities = max(identities, ingest.classify_day(con, Path(landing), day, key, params, scan))
             write_tables(
                 con,
                 [TableWrite(table, load_sql(table.replace(".", "/"))) for table in STAGING_TABLES.values()],

@@ -1,15 +1,25 @@
 """Reading the landing folder: every delivered file of the run's days into one raw table.
 
-Files are read one by one so that an error names its file. A file whose columns break the
-contract fails the run (the operator must fix the feed); a file that cannot be read at all
-(truncated, corrupt, not what its extension says) is listed as unreadable in
-`staging.load_audit` and flagged by an asset check, so one broken delivery does not hold back a
-day of good data. The raw IMSI lives only in temporary tables of this connection.
+Files are read one by one so that an error names its file. Three outcomes (docs/reliability.md):
+
+- a file whose columns break the contract, or a day without a delivery, fails the run before
+  anything is written (the operator must fix the feed);
+- a file that cannot be read at all (empty, truncated, corrupt, not what its extension says) is
+  listed as unreadable in `staging.load_audit` and flagged by an asset check, so one broken
+  delivery does not hold back a day of good data;
+- a CSV line that cannot be parsed (too many or too few fields, bytes that are not UTF-8) is
+  landed as a rejected row with the reason, so the good rows of its file still load.
+
+CSV files are read with the contract's dialect (comma, double quote, header line), never sniffed.
+The raw IMSI lives only in temporary tables of this connection, and no error message carries one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +27,7 @@ import duckdb
 import polars as pl
 
 from crowd_platform.pseudonym import pseudonymise
-from crowd_platform.warehouse import DayRange
+from crowd_platform.warehouse import DayRange, bind, load_sql
 
 REQUIRED_COLUMNS = ("event_time", "imsi", "cell_id", "event_type")
 OPTIONAL_COLUMNS = ("tac",)
@@ -30,8 +40,28 @@ THREE_DIGIT_MNC_MCCS = (
 )  # fmt: skip
 
 
+# What DuckDB's CSV reader reports for a line it cannot parse -> the reason of the rejected row.
+CSV_LINE_ERRORS = {
+    "MISSING COLUMNS": "malformed CSV line: too few fields",
+    "TOO MANY COLUMNS": "malformed CSV line: too many fields",
+    "INVALID ENCODING": "malformed CSV line: not UTF-8",
+    "UNQUOTED VALUE": "malformed CSV line: stray quote",
+    "LINE SIZE OVER MAXIMUM": "malformed CSV line: line too long",
+}
+IMSI_LIKE = re.compile(r"[0-9]{14,}")
+
+
 class LandingError(ValueError):
     """A landed file breaks the contract; the message names the file and the problem."""
+
+
+class UnreadableFile(Exception):
+    """A landed file cannot be read at all (listed in load_audit, not fatal)."""
+
+
+def scrub(message: str) -> str:
+    """An error message without any IMSI-like run of digits (DuckDB quotes the offending line)."""
+    return IMSI_LIKE.sub("[digits removed]", message)
 
 
 @dataclass
@@ -59,11 +89,13 @@ def _create_landed_table(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TEMP TABLE landed (
             delivery_date DATE, source_file VARCHAR, source_row BIGINT,
             event_time_raw VARCHAR, event_time TIMESTAMPTZ, local_date DATE,
-            imsi VARCHAR, cell_id VARCHAR, event_type VARCHAR, tac VARCHAR
+            imsi VARCHAR, cell_id VARCHAR, event_type VARCHAR, tac VARCHAR, parse_error VARCHAR
         )
         """
     )
     con.execute("CREATE OR REPLACE TEMP TABLE unreadable_files (event_date DATE, source_file VARCHAR, error VARCHAR)")
+    # Every file read, with its row count: a file without data rows is still listed in load_audit.
+    con.execute("CREATE OR REPLACE TEMP TABLE landed_files (delivery_date DATE, source_file VARCHAR, rows BIGINT)")
     con.execute("CREATE OR REPLACE TEMP TABLE three_digit_mnc_mccs (mcc VARCHAR)")
     con.executemany("INSERT INTO three_digit_mnc_mccs VALUES (?)", [[m] for m in THREE_DIGIT_MNC_MCCS])
 
@@ -80,50 +112,64 @@ def _file_columns(con: duckdb.DuckDBPyConnection, reader: str) -> dict[str, str]
 def _check_columns(relative: str, columns: dict[str, str], scan: LandingScan) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
+        found = ", ".join(columns) or "no columns"
+        hint = ""
+        if len(columns) == 1 and (delimiter := next((d for d in ";\t|" if d in found), None)):
+            hint = f" (the header looks delimited by {delimiter!r}; the contract's CSV delimiter is a comma)"
+        raise LandingError(scrub(f"{relative}: missing required column(s) {', '.join(missing)}; found {found}{hint}"))
+    if columns["event_time"] not in ("TIMESTAMP WITH TIME ZONE", "VARCHAR"):
         raise LandingError(
-            f"{relative}: missing required column(s) {', '.join(missing)}; found {', '.join(columns) or 'no columns'}"
+            f"{relative}: column event_time has type {columns['event_time']}; the contract needs a "
+            "UTC-adjusted timestamp (Parquet) or ISO 8601 text with an offset"
         )
     extra = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if extra:
         scan.extra_columns[relative] = extra
 
 
+def _check_readable(path: Path) -> None:
+    """What DuckDB does not notice: an empty file, a gzip stream that ends early."""
+    if path.stat().st_size == 0:
+        raise UnreadableFile("empty file (0 bytes)")
+    if path.name.endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as stream:
+                while stream.read(1 << 22):
+                    pass
+        except (EOFError, OSError, zlib.error) as exc:  # DuckDB would read the rows before the cut
+            raise UnreadableFile(f"broken gzip stream (truncated or corrupt): {exc}") from None
+
+
+# Time text must carry an offset: an ISO 8601 time without one is ambiguous; it is not guessed, it is rejected.
+TEXT_TIME = (
+    "CASE WHEN regexp_matches(trim(event_time), '([+-][0-9]{2}(:?[0-9]{2})?|Z)$') "
+    "THEN TRY_CAST(trim(event_time) AS TIMESTAMPTZ) END"
+)
+
+
 def _read_file(con: duckdb.DuckDBPyConnection, path: Path, relative: str, delivery: dt.date, scan: LandingScan) -> None:
+    _check_readable(path)
     reader = _reader(path)
-    if path.name.endswith(".parquet"):
-        columns = _file_columns(con, reader)
-        _check_columns(relative, columns, scan)
-        time_type = columns["event_time"]
-        if time_type == "TIMESTAMP WITH TIME ZONE":
-            event_time = "event_time"
-        elif time_type == "VARCHAR":
-            event_time = "TRY_CAST(event_time AS TIMESTAMPTZ)"
-        else:
-            raise LandingError(
-                f"{relative}: column event_time has type {time_type}; the contract needs a "
-                "UTC-adjusted timestamp (TIMESTAMP WITH TIME ZONE)"
-            )
-        row_number = "file_row_number + 1"
-        raw_time = "CAST(event_time AS VARCHAR)"
-    else:
-        columns = _file_columns(con, reader)
-        _check_columns(relative, columns, scan)
-        row_number = "row_number() OVER ()"  # the scan keeps file order (preserve_insertion_order)
-        # An ISO 8601 time without an offset is ambiguous: it is not guessed, it is rejected.
-        event_time = (
-            "CASE WHEN regexp_matches(trim(event_time), '([+-][0-9]{2}(:?[0-9]{2})?|Z)$') "
-            "THEN TRY_CAST(trim(event_time) AS TIMESTAMPTZ) END"
-        )
-        raw_time = "event_time"
+    is_csv = not path.name.endswith(".parquet")
+    if is_csv:
+        for table in ("csv_rejects", "csv_reject_scans"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    columns = _file_columns(con, reader)
+    _check_columns(relative, columns, scan)
+    if columns["event_time"] == "TIMESTAMP WITH TIME ZONE":  # Parquet, UTC-adjusted
+        event_time, raw_time = "event_time", "CAST(event_time AS VARCHAR)"
+    else:  # text (CSV, or a Parquet string column)
+        event_time, raw_time = TEXT_TIME, "event_time"
+    # Parquet has the file's row number; a CSV's comes from the scan order (preserve_insertion_order).
+    row_number = "row_number() OVER ()" if is_csv else "file_row_number + 1"
     tac = "CAST(tac AS VARCHAR)" if "tac" in columns else "CAST(NULL AS VARCHAR)"
-    # Row numbers of a CSV come from the scan order, which DuckDB keeps only when asked to.
     con.execute("SET preserve_insertion_order = true")
     con.execute(
         f"""
         INSERT INTO landed
         SELECT delivery_date, source_file, source_row, event_time_raw, event_time,
                CAST(event_time AS DATE) AS local_date,  -- the session time zone makes it local
-               imsi, cell_id, event_type, tac
+               imsi, cell_id, event_type, tac, NULL AS parse_error
         FROM (
             SELECT $delivery AS delivery_date, $relative AS source_file, {row_number} AS source_row,
                    {raw_time} AS event_time_raw, {event_time} AS event_time,
@@ -135,13 +181,47 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, relative: str, delive
         {"delivery": delivery, "relative": relative},
     )
     con.execute("SET preserve_insertion_order = false")  # the connection default (warehouse.py)
+    if is_csv:
+        _land_csv_rejects(con, relative, delivery)
+    count = con.execute("SELECT count(*) FROM landed WHERE source_file = ?", [relative]).fetchone()
+    con.execute("INSERT INTO landed_files VALUES (?, ?, ?)", [delivery, relative, count[0] if count else 0])
+
+
+def _land_csv_rejects(con: duckdb.DuckDBPyConnection, relative: str, delivery: dt.date) -> None:
+    """Lines the CSV reader could not parse become rejected rows (no fields: the raw line may hold an IMSI)."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE bad_lines AS "
+        "SELECT line - 1 AS data_row, min(error_type) AS error_type, row_number() OVER (ORDER BY line) AS nth "
+        "FROM csv_rejects GROUP BY line"  # `line` counts the header line
+    )
+    if con.execute("SELECT count(*) FROM bad_lines").fetchone() == (0,):
+        return
+    # The k-th parsed row is data row k + (number of bad lines before it).
+    con.execute(
+        "UPDATE landed SET source_row = source_row "
+        "+ (SELECT count(*) FROM bad_lines WHERE bad_lines.data_row - bad_lines.nth < landed.source_row) "
+        "WHERE source_file = ?",
+        [relative],
+    )
+    reasons = " ".join(f"WHEN {_sql_string(k)} THEN {_sql_string(v)}" for k, v in CSV_LINE_ERRORS.items())
+    con.execute(
+        "INSERT INTO landed (delivery_date, source_file, source_row, parse_error) "
+        f"SELECT ?, ?, data_row, CASE error_type {reasons} ELSE 'malformed CSV line: ' || lower(error_type) END "
+        "FROM bad_lines",
+        [delivery, relative],
+    )
 
 
 def _reader(path: Path) -> str:
     quoted = _sql_string(str(path))
     if path.name.endswith(".parquet"):
         return f"read_parquet({quoted}, file_row_number = true)"
-    return f"read_csv({quoted}, all_varchar = true, header = true)"
+    # The contract's dialect, not sniffed: a mis-detected delimiter would silently misread a file.
+    return (
+        f"read_csv({quoted}, all_varchar = true, header = true, delim = ',', quote = '\"', escape = '\"', "
+        "skip = 0, comment = '', store_rejects = true, rejects_table = 'csv_rejects', "
+        "rejects_scan = 'csv_reject_scans')"
+    )
 
 
 def delivered_files(landing_dir: Path, days: DayRange, late_arrival_days: int) -> list[tuple[dt.date, Path]]:
@@ -155,8 +235,20 @@ def delivered_files(landing_dir: Path, days: DayRange, late_arrival_days: int) -
 
 
 def check_schemas(con: duckdb.DuckDBPyConnection, landing_dir: Path, days: DayRange, late_arrival_days: int) -> None:
-    """Fail before anything is written if any readable file of the run breaks the contract."""
+    """Fail before anything is written if a day has no delivery or a readable file breaks the contract."""
+    for day in days.days():
+        folder = delivery_folder(landing_dir, day)
+        relative_folder = folder.relative_to(landing_dir).as_posix()
+        if not folder.is_dir():
+            raise LandingError(f"{relative_folder}: no delivery folder for {day} (nothing has landed for the day)")
+        if not event_files(folder):
+            raise LandingError(
+                f"{relative_folder}: the delivery folder of {day} holds no event files "
+                f"({', '.join('*' + s for s in EVENT_FILE_SUFFIXES)})"
+            )
     for _, path in delivered_files(landing_dir, days, late_arrival_days):
+        if path.stat().st_size == 0:
+            continue  # listed as unreadable by read_landing
         try:
             columns = _file_columns(con, _reader(path))
         except duckdb.Error:
@@ -175,8 +267,8 @@ def read_landing(
             _read_file(con, path, relative, delivery, scan)
         except LandingError:
             raise
-        except duckdb.Error as exc:
-            message = str(exc).splitlines()[0][:300]
+        except (duckdb.Error, UnreadableFile) as exc:
+            message = scrub(str(exc).splitlines()[0][:300])
             if delivery <= days.last:  # listed once, on its own delivery day
                 scan.unreadable.append((delivery, relative, message))
             con.execute("INSERT INTO unreadable_files VALUES (?, ?, ?)", [delivery, relative, message])
@@ -196,6 +288,20 @@ def register_pseudonyms(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
     con.execute("CREATE OR REPLACE TEMP TABLE pseudonyms AS SELECT imsi, device_key FROM pseudonym_mapping")
     con.unregister("pseudonym_mapping")
     return len(identities)
+
+
+def classify_day(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, day: DayRange, key: bytes, params: dict, scan: LandingScan
+) -> int:
+    """Read the files that may hold events of `day` and classify every landed row into the temp
+    table `landed_events` (staged, rejected with a reason, or duplicate); the raw tables are dropped.
+    Returns the number of distinct SIMs seen. `params`: the methodology's SQL parameters and the day's."""
+    read_landing(con, landing_dir, day, int(params["late_arrival_days"]), scan)
+    identities = register_pseudonyms(con, key)
+    classify = load_sql("staging/landed_events")
+    con.execute("CREATE OR REPLACE TEMP TABLE landed_events AS " + classify, bind(classify, params))
+    drop_raw_tables_keep_classified(con)
+    return identities
 
 
 def drop_raw_tables_keep_classified(con: duckdb.DuckDBPyConnection) -> None:

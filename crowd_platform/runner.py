@@ -60,15 +60,17 @@ def materialize(
     methodology: Methodology | None = None,
     progress: ProgressFn = print,
     quiet: bool = False,
+    staging: bool = True,
 ) -> None:
-    """Reference data, then every daily asset for [first, last], then the event KPIs and report."""
+    """Reference data, then every daily asset for [first, last], then the event KPIs and report.
+
+    With `staging=False` only core and marts are rebuilt from the staged events (another
+    methodology on the same data: the sensitivity analysis).
+    """
+    day_range = {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
     steps = [
         ("reference data", "reference_job", {}),
-        (
-            f"daily assets {first} .. {last}",
-            "daily_job",
-            {ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()},
-        ),
+        (f"daily assets {first} .. {last}", "daily_job" if staging else "refresh_job", day_range),
         ("event KPIs and report", "event_job", {}),
     ]
     for number, (label, job_name, tags) in enumerate(steps, start=1):

@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 SCALE ?= 0.01
 SEED ?= 42
 
-.PHONY: setup demo test ui lint clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup browser demo test ui lint clean
 
 setup: $(VENV)/.installed
 
@@ -20,7 +22,10 @@ demo: setup  ## simulate the H22 world, materialise every partition, print the K
 	$(BIN)/crowd-platform materialize
 	$(BIN)/crowd-platform report
 
-test: setup  ## the whole test suite (CI runs exactly this)
+browser:  ## headless Chromium (Debian package), which the report test renders the HTML report in
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+test: setup browser  ## the whole test suite (CI runs exactly this)
 	$(BIN)/python -m pytest
 
 ui: setup  ## the Dagster UI on http://127.0.0.1:3000

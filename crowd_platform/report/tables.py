@@ -1,0 +1,204 @@
+"""The report's tables as text: the KPI table for the terminal, and Markdown for Dagster metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from crowd_platform.report import queries
+from crowd_platform.report.svg import DASH
+from crowd_platform.warehouse import markdown_table
+
+HEADLINE_COLUMNS = ["event_id", "metric", "zone", "value", "low", "high", "seed", "suppressed", "event_date"]
+TOP_N = 15
+
+METRIC_LABELS = {
+    "visits": "Visits",
+    "unique_visitors": "Unique visitors",
+    "countries": "Countries represented",
+    "municipalities": "Swedish municipalities",
+    "international_share": "International share",
+    "median_dwell_min": "Median dwell time",
+    "peak_day": "Peak day",
+}
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def kpi_text_table(rows: list[dict[str, Any]]) -> str:
+    """A fixed-width table for the terminal."""
+    cells = [[_format(row[c]) for c in HEADLINE_COLUMNS] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(HEADLINE_COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(HEADLINE_COLUMNS, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(v.rjust(w) if i >= 3 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    ]
+    return "\n".join(lines)
+
+
+def kpi_markdown(rows: list[dict[str, Any]]) -> str:
+    return markdown_table([{c: _format(r[c]) for c in HEADLINE_COLUMNS} for r in rows], HEADLINE_COLUMNS)
+
+
+# --- the headline table for people: our figure, its interval, the press release's ------------------
+
+
+def _number(metric: str, value: float | None) -> str:
+    if value is None:
+        return ""
+    if metric == "international_share":
+        return f"{value * 100:.1f} %"
+    if metric == "median_dwell_min":
+        return f"{value:,.0f} min"
+    return f"{value:,.0f}"
+
+
+def headline_display(rows: list[dict[str, Any]], event_id: str) -> list[dict[str, str]]:
+    """One display row per KPI of the event: figure, zone, ours, 95 % interval, press release, comparison.
+
+    For the seed event the press release's venues without a KPI row are listed too ("no visits measured").
+    """
+    out = []
+    zones_seen = set()
+    for row in rows:
+        if row["event_id"] != event_id:
+            continue
+        metric, seed = row["metric"], row["seed"]
+        zones_seen.add(row["zone"])
+        if row["suppressed"]:
+            ours, interval = "suppressed", "suppressed"
+        else:
+            ours = _number(metric, row["value"])
+            interval = (
+                f"{_number(metric, row['low'])} {DASH} {_number(metric, row['high'])}" if row["low"] is not None else ""
+            )
+            if metric == "peak_day" and row["event_date"] is not None:
+                ours = f"{ours} on {row['event_date']:%a %-d %b}"
+        press = _number(metric, seed) if seed is not None else ""
+        if seed is not None and metric == "countries":
+            press = f"more than {press}"
+        elif seed is not None and metric == "visits" and not row["zone_id"]:
+            press = f"about {press}"
+        out.append(
+            {
+                "figure": METRIC_LABELS.get(metric, metric),
+                "zone": row["zone"] or "",
+                "ours": ours,
+                "interval": interval,
+                "press": press,
+                "difference": _difference(row, seed),
+                "inside": _inside(row, seed),
+            }
+        )
+    if event_id == queries.SEED_EVENT_ID:  # the press release's venues without a KPI, after the visits rows
+        at = sum(1 for row in rows if row["event_id"] == event_id and row["metric"] == "visits")
+        for name, seed in queries.SEED_VISITS_BY_ZONE_NAME.items():
+            if name not in zones_seen:
+                at += 1
+                out.insert(
+                    at - 1,
+                    {
+                        "figure": METRIC_LABELS["visits"],
+                        "zone": name,
+                        "ours": "no visits measured",
+                        "interval": "",
+                        "press": f"{seed:,}",
+                        "difference": "",
+                        "inside": "",
+                    },
+                )
+    return out
+
+
+def _difference(row: dict[str, Any], seed: float | None) -> str:
+    """Our figure relative to the press release's, in per cent."""
+    if not seed or row["suppressed"] or row["value"] is None:
+        return ""
+    return f"{(row['value'] / seed - 1) * 100:+.0f} %".replace("-", "\u2212")
+
+
+def _inside(row: dict[str, Any], seed: float | None) -> str:
+    """Whether the press release's figure lies in our 95 % interval."""
+    if seed is None or row["suppressed"] or row["low"] is None or row["high"] is None:
+        return ""
+    return "yes" if row["low"] <= seed <= row["high"] else "no"
+
+
+# --- Markdown for Dagster metadata ----------------------------------------------------------------
+
+
+def _interval(value: float | None, low: float | None, high: float | None, suppressed: bool) -> str:
+    if suppressed or value is None:
+        return "suppressed"
+    if low is None or high is None:
+        return f"{value:,.0f}"
+    return f"{value:,.0f} ({low:,.0f}{DASH}{high:,.0f})"
+
+
+def report_markdown_sections(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The report's main tables as Markdown, one entry per section (for Dagster metadata)."""
+    events = queries.events(con)
+    rows = queries.headline_rows(con)
+    names = queries.zone_names(con)
+    multi = len(events) > 1
+    sections: dict[str, list[str]] = {
+        "headline": [],
+        "daily visitors per zone": [],
+        "top countries": [],
+        "top municipalities": [],
+    }
+    for event in events:
+        title = [f"**{event.name}** ({event.start} to {event.end})", ""] if multi else []
+        display = headline_display(rows, event.event_id)
+        columns = ["figure", "zone", "ours", "interval", "press", "difference", "inside"]
+        sections["headline"] += [*title, markdown_table(display, columns), ""]
+
+        by_day: dict[Any, dict[str, str]] = {}
+        for daily in queries.daily_visitors(con, event):
+            if not daily["in_event"]:
+                continue
+            day = by_day.setdefault(daily["event_date"], {"date": str(daily["event_date"])})
+            day[names.get(daily["zone_id"], daily["zone_id"])] = _interval(
+                daily["visitors_est"], daily["visitors_est_low"], daily["visitors_est_high"], daily["suppressed"]
+            )
+        zone_columns = [names.get(z, z) for z in event.main_zones]
+        table_rows = [{c: day.get(c, "") for c in ["date", *zone_columns]} for day in by_day.values()]
+        sections["daily visitors per zone"] += [
+            *title,
+            "Visitors per day, estimate (95 % interval):",
+            "",
+            markdown_table(table_rows, ["date", *zone_columns]),
+            "",
+        ]
+
+        countries = queries.origin_countries(con, event)[:TOP_N]
+        country_rows = [
+            {"country": f"{c['name']} ({c['country_iso2']})", "visitor-days": f"{c['visitors_est']:,.0f}"}
+            for c in countries
+        ]
+        sections["top countries"] += [*title, markdown_table(country_rows, ["country", "visitor-days"]), ""]
+
+        municipalities = [m for m in queries.home_municipalities(con, event) if m["status"] == "published"][:TOP_N]
+        municipality_rows = [
+            {"municipality": f"{m['name']} ({m['municipality_code']})", "visitor-days": f"{m['visitors_est']:,.0f}"}
+            for m in municipalities
+        ]
+        sections["top municipalities"] += [
+            *title,
+            markdown_table(municipality_rows, ["municipality", "visitor-days"]),
+            "",
+        ]
+    return {name: "\n".join(lines).strip() for name, lines in sections.items()}

@@ -122,7 +122,8 @@ def _check_columns(relative: str, columns: dict[str, str], scan: LandingScan) ->
             f"{relative}: column event_time has type {columns['event_time']}; the contract needs a "
             "UTC-adjusted timestamp (Parquet) or ISO 8601 text with an offset"
         )
-    extra = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    # file_row_number is the Parquet reader's own row number, not a column of the file.
+    extra = [c for c in columns if c not in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "file_row_number")]
     if extra:
         scan.extra_columns[relative] = extra
 
@@ -215,11 +216,12 @@ def _land_csv_rejects(con: duckdb.DuckDBPyConnection, relative: str, delivery: d
 def _reader(path: Path) -> str:
     quoted = _sql_string(str(path))
     if path.name.endswith(".parquet"):
-        return f"read_parquet({quoted}, file_row_number = true)"
+        # Not hive_partitioning: the folder name date=... would add a column `date` to every file.
+        return f"read_parquet({quoted}, file_row_number = true, hive_partitioning = false)"
     # The contract's dialect, not sniffed: a mis-detected delimiter would silently misread a file.
     return (
         f"read_csv({quoted}, all_varchar = true, header = true, delim = ',', quote = '\"', escape = '\"', "
-        "skip = 0, comment = '', store_rejects = true, rejects_table = 'csv_rejects', "
+        "skip = 0, comment = '', hive_partitioning = false, store_rejects = true, rejects_table = 'csv_rejects', "
         "rejects_scan = 'csv_reject_scans')"
     )
 

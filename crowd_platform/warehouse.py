@@ -69,6 +69,7 @@ class Warehouse(dg.ConfigurableResource):
             config["memory_limit"] = self.memory_limit
         con = duckdb.connect(str(path), read_only=read_only, config=config)
         try:
+            con.execute("SET enable_progress_bar = false")  # our own progress lines say what runs
             con.execute(f"LOAD '{spatial_extension_path()}'")
             # Local dates are partition keys: the session time zone makes ::DATE casts local.
             con.execute(f"SET TimeZone = '{settings.LOCAL_TIMEZONE}'")

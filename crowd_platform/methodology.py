@@ -17,7 +17,8 @@ class Methodology(dg.ConfigurableResource):
 
     # Ingest
     late_arrival_days: int = 1  # a delivery folder may hold events of this many earlier days
-    # Machine SIMs without a machine TAC: one cell all day, active in most hours, regular timing
+    # Machine SIMs without a machine TAC: one spot all day, active in most hours, regular timing
+    machine_max_span_m: float = 1000.0
     machine_min_active_hours: int = 20
     machine_max_gap_cv: float = 0.1
     # Stays
@@ -45,6 +46,7 @@ class Methodology(dg.ConfigurableResource):
         """The parameters as named SQL parameters ($visit_min_s, ...), in seconds where timed."""
         return {
             "late_arrival_days": self.late_arrival_days,
+            "machine_max_span_m": self.machine_max_span_m,
             "machine_min_active_hours": self.machine_min_active_hours,
             "machine_max_gap_cv": self.machine_max_gap_cv,
             "stay_max_gap_s": self.stay_max_gap_min * 60,

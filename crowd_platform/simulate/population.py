@@ -20,6 +20,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from crowd_platform.settings import REFERENCE_DATA_DIR
+
 from .config import WorldConfig
 from .geography import HOST_CODE, Geography, haversine_km
 
@@ -56,10 +58,16 @@ COUNTRIES: tuple[tuple[str, str, str, float, float], ...] = (
 COUNTRY_ISO2 = ("SE", *tuple(c[0] for c in COUNTRIES))
 
 # Type allocation codes (8 digits). Handsets vs IoT modules; documented in docs/simulator.md.
-HANDSET_TACS = ("35332811", "35391110", "35407115", "35875909", "35290611", "35602207",
-                "35163409", "35917510", "35488309", "35321010", "86779904", "86470504",
-                "35209811", "35686810", "35453811", "35840312")
-IOT_TACS = ("86442703", "86723603", "35473208", "35181908", "86068703", "35855206")
+def _tacs_of(classes: set[str]) -> tuple[str, ...]:
+    """8-digit TACs of the given handset classes, from the repo's TAC class table (the one the
+    pipeline reads), so that a machine's TAC in the feed is one the operator's table knows."""
+    table = pl.read_csv(REFERENCE_DATA_DIR / "tac_classes.csv", schema_overrides={"tac_prefix": pl.String})
+    prefixes = table.filter(pl.col("device_class").is_in(sorted(classes)))["tac_prefix"].to_list()
+    return tuple(sorted(prefix.ljust(8, "0") for prefix in prefixes))
+
+
+HANDSET_TACS = _tacs_of({"smartphone", "feature_phone"})
+IOT_TACS = _tacs_of({"iot_module", "meter", "router", "car"})
 TACS = HANDSET_TACS + IOT_TACS
 #: other Swedish operators (their subscribers do not appear in the operator's data)
 OTHER_SE_MNC = ("07", "08", "02")

@@ -1,20 +1,27 @@
 -- core.devices: one row per device and day with what is known of the SIM itself: home network,
 -- origin country, handset class, and whether it is a machine (not a visitor): by handset class
--- where the TAC says so, else by behaviour (one cell all day, around the clock, with
--- machine-regular timing: coefficient of variation of the gaps under $machine_max_gap_cv).
+-- where the TAC says so, else by behaviour: all day at one spot (every serving cell within
+-- $machine_max_span_m: a fixed device still flips between neighbouring cells), around the clock,
+-- with machine-regular timing (coefficient of variation of the gaps under $machine_max_gap_cv).
 WITH
 timed_events AS (
     SELECT
-        event_date,
-        device_key,
-        home_mcc,
-        home_mnc,
-        tac,
-        cell_id,
-        hour(event_time) AS local_hour,
-        epoch_us(event_time) - lag(epoch_us(event_time)) OVER (PARTITION BY device_key ORDER BY event_time) AS gap_us
-    FROM staging.events
-    WHERE event_date BETWEEN $first_day AND $last_day
+        events.event_date,
+        events.device_key,
+        events.home_mcc,
+        events.home_mnc,
+        events.tac,
+        events.cell_id,
+        cells.latitude,
+        cells.longitude,
+        hour(events.event_time) AS local_hour,
+        epoch_us(events.event_time)
+            - lag(epoch_us(events.event_time)) OVER (PARTITION BY events.device_key ORDER BY events.event_time)
+            AS gap_us
+    FROM staging.events AS events
+    LEFT JOIN (SELECT cell_id, any_value(latitude) AS latitude, any_value(longitude) AS longitude
+               FROM reference.cells GROUP BY cell_id) AS cells USING (cell_id)
+    WHERE events.event_date BETWEEN $first_day AND $last_day
 ),
 
 device_days AS (
@@ -27,6 +34,9 @@ device_days AS (
         count(*) AS n_events,
         count(DISTINCT cell_id) AS n_cells,
         count(DISTINCT local_hour) AS active_hours,
+        -- the diagonal of the box around the serving cells, in metres
+        sqrt(((max(latitude) - min(latitude)) * 110574) ^ 2
+             + ((max(longitude) - min(longitude)) * 111320 * cos(radians(avg(latitude)))) ^ 2) AS cells_span_m,
         stddev_pop(gap_us) / nullif(avg(gap_us), 0) AS gap_cv
     FROM timed_events
     GROUP BY event_date, device_key
@@ -54,12 +64,13 @@ SELECT
     with_handset.tac,
     coalesce(with_handset.device_class, 'unknown') AS device_class,
     coalesce(with_handset.device_class IN ('iot_module', 'router', 'car', 'meter'), false) AS is_machine_by_tac,
-    with_handset.n_cells = 1
+    coalesce(with_handset.cells_span_m <= $machine_max_span_m, false)
         AND with_handset.active_hours >= $machine_min_active_hours
         AND coalesce(with_handset.gap_cv < $machine_max_gap_cv, false) AS is_machine_by_behaviour,
     is_machine_by_tac OR is_machine_by_behaviour AS is_machine,
     with_handset.n_events,
     with_handset.n_cells,
+    with_handset.cells_span_m,
     with_handset.active_hours,
     with_handset.gap_cv
 FROM with_handset

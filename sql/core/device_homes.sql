@@ -1,4 +1,4 @@
--- core.device_homes: each Swedish device's home municipality as known on the day, from the
+-- core.device_homes: each Swedish device's (not machine's) home municipality as known on the day, from the
 -- trailing window of earlier nights only (never the future): the municipality of the majority
 -- of observed nights, when it has at least $home_min_nights of them; else unknown.
 WITH
@@ -9,7 +9,8 @@ days AS (
 swedish_devices_of_day AS (
     SELECT event_date, device_key
     FROM core.devices
-    WHERE event_date BETWEEN $first_day AND $last_day AND home_mcc = '240'
+    -- Machines are not residents: they would inflate the operator's measured share.
+    WHERE event_date BETWEEN $first_day AND $last_day AND home_mcc = '240' AND NOT is_machine
 ),
 
 nights_in_window AS (

@@ -21,6 +21,9 @@ class Methodology(dg.ConfigurableResource):
     machine_max_span_m: float = 1000.0
     machine_min_active_hours: int = 20
     machine_max_gap_cv: float = 0.1
+    # Semantic cleaning: a teleport is this far from both neighbouring events, this fast
+    jump_min_km: float = 10.0
+    jump_min_speed_mps: float = 55.0  # about 200 km/h: faster than any train in the region
     # Stays
     stay_max_gap_min: float = 70.0  # idle devices update about every 54 min; longer gaps end a stay
     pingpong_max_min: float = 10.0  # an A-B-A flip shorter than this is noise, B is relabelled A
@@ -49,6 +52,8 @@ class Methodology(dg.ConfigurableResource):
             "machine_max_span_m": self.machine_max_span_m,
             "machine_min_active_hours": self.machine_min_active_hours,
             "machine_max_gap_cv": self.machine_max_gap_cv,
+            "jump_min_km": self.jump_min_km,
+            "jump_min_speed_mps": self.jump_min_speed_mps,
             "stay_max_gap_s": self.stay_max_gap_min * 60,
             "pingpong_max_s": self.pingpong_max_min * 60,
             "zone_min_weight": self.zone_min_weight,

@@ -55,7 +55,8 @@ class LandingTruth:
     persons: list[Person] = field(default_factory=list)
     # (day, imsi, zone_id) -> planned presence in minutes
     presence_min: dict[tuple[dt.date, str, str], float] = field(default_factory=dict)
-    dirt: dict[str, int] = field(default_factory=dict)
+    dirt: dict[str, int] = field(default_factory=dict)  # rows rejected (by reason) or duplicate
+    flags: dict[str, int] = field(default_factory=dict)  # rows staged, then left out of stays (by rule)
 
 
 def _polygon(points: list[tuple[float, float]]) -> dict:
@@ -178,6 +179,7 @@ def write_landing(
                 deliveries[day + dt.timedelta(days=1) if late else day].append(row)
     if dirt:
         truth.dirt = _add_dirt(deliveries[first_day], first_day)
+        truth.flags = _add_semantic_dirt(deliveries[first_day])
     for number, (day, rows) in enumerate(sorted(deliveries.items())):
         if rows:
             _write_delivery(root, day, rows, fmt=("parquet", "csv.gz", "csv")[number % 3])
@@ -193,6 +195,14 @@ def _add_dirt(rows: list[dict], day: dt.date) -> dict[str, int]:
     rows.append({**good, "imsi": "240013333333333", "cell_id": "240-01-9-1"})  # temporary cell, not yet on air
     return {"duplicate": 1, "malformed imsi": 1, "unknown cell_id": 1, "missing event_time": 1,
             "cell not on air at event_time": 1}  # fmt: skip
+
+
+def _add_semantic_dirt(rows: list[dict]) -> dict[str, int]:
+    """Valid rows that cleaning must leave out of stays: a teleport and a same-second other cell."""
+    in_visit = next(row for row in rows if row["cell_id"] == CELL_A)
+    rows.append({**in_visit, "event_time": in_visit["event_time"] + dt.timedelta(seconds=60), "cell_id": HOME_MALMO})
+    rows.append({**in_visit, "cell_id": CELL_A_SECTOR})
+    return {"impossible_jump": 1, "same_second_other_cell": 1}
 
 
 def _write_delivery(root: Path, day: dt.date, rows: list[dict], fmt: str) -> None:

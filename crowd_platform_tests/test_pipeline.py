@@ -93,6 +93,17 @@ def test_each_kind_of_bad_row_is_rejected_with_its_reason_and_row(world: BuiltWo
     assert (rejected["source_row"] >= 1).all()
 
 
+def test_teleports_and_same_second_duplicates_are_flagged_and_left_out_of_stays(world: BuiltWorld) -> None:
+    flags = _read(world, "SELECT rule, count(*) AS n FROM core.event_flags GROUP BY rule")
+    assert dict(zip(flags["rule"], flags["n"], strict=True)) == world.truth.flags
+    in_stays = _read(
+        world,
+        "SELECT count(*) AS n FROM core.event_flags AS f JOIN core.stays AS s "
+        "ON s.device_key = f.device_key AND s.place = f.cell_id AND f.event_time BETWEEN s.stay_start AND s.stay_end",
+    )["n"][0]
+    assert in_stays == 0
+
+
 def test_late_arrivals_are_staged_in_their_own_day(world: BuiltWorld) -> None:
     late = _read(world, "SELECT event_date, source_file, staged_rows FROM staging.load_audit "
                         "WHERE source_file NOT LIKE 'events/date=' || strftime(event_date, '%Y-%m-%d') || '/%'"

@@ -19,6 +19,10 @@ events_of_window AS (
     SELECT target_days.target_day, events.device_key, epoch_us(events.event_time) AS t_us, events.cell_id
     FROM staging.events AS events
     JOIN target_days ON events.event_date BETWEEN target_days.target_day - 1 AND target_days.target_day + 1
+    -- semantic cleaning: same-second duplicates in other cells and teleports are left out
+    ANTI JOIN core.event_flags AS flags
+        ON flags.device_key = events.device_key AND flags.event_time = events.event_time
+       AND flags.cell_id = events.cell_id
     WHERE events.event_date BETWEEN $first_day - 1 AND $last_day + 1
 ),
 

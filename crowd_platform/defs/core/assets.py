@@ -23,13 +23,24 @@ def reference_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["reference", name])
 
 
+event_flags = sql_asset(
+    "core",
+    "event_flags",
+    "Staged events that stays leave out, each with its rule: same-second events in other cells (the "
+    "smallest cell id stays) and impossible jumps (over 10 km at over 55 m/s from both neighbours).",
+    deps=[dg.AssetDep(STAGED_EVENTS, partition_mapping=NEIGHBOURING_DAYS), reference_key("cells")],
+)
+
 stays = sql_asset(
     "core",
     "stays",
     "One row per stay of a device at a place: consecutive events at one cell (A-B-A ping-pong "
     "smoothed), split by gaps over the limit; boundaries at the midpoint between stays. Reads the "
     "neighbouring days so a stay across midnight is whole; a stay belongs to the day it starts.",
-    deps=[dg.AssetDep(STAGED_EVENTS, partition_mapping=NEIGHBOURING_DAYS)],
+    deps=[
+        dg.AssetDep(STAGED_EVENTS, partition_mapping=NEIGHBOURING_DAYS),
+        dg.AssetDep(core_key("event_flags"), partition_mapping=NEIGHBOURING_DAYS),
+    ],
     checks=[
         SqlCheck(
             "stay_bounds_ordered",
@@ -111,4 +122,4 @@ zone_visits = sql_asset(
     ],
 )
 
-core_assets = [stays, devices, device_nights, device_homes, device_weights, zone_visits]
+core_assets = [event_flags, stays, devices, device_nights, device_homes, device_weights, zone_visits]

@@ -39,6 +39,7 @@ class Methodology(dg.ConfigurableResource):
     night_end_hour: int = 6
     # Extrapolation
     default_roaming_share: float = 0.3  # for countries missing from roaming_shares.csv
+    share_window_days: int = 28  # subscribers of a municipality: homed devices seen in this window
     default_national_share: float = 0.4  # only until the first homes are detected (first week)
     roaming_share_rel_se: float = 0.10  # delivered roaming shares are taken as +-10 % (1 s.e.)
     confidence_z: float = 1.96  # 95 % intervals
@@ -65,6 +66,7 @@ class Methodology(dg.ConfigurableResource):
             "night_start_hour": self.night_start_hour,
             "night_end_hour": self.night_end_hour,
             "default_roaming_share": self.default_roaming_share,
+            "share_window_days": self.share_window_days,
             "default_national_share": self.default_national_share,
             "roaming_share_rel_se": self.roaming_share_rel_se,
             "z": self.confidence_z,

@@ -1,15 +1,30 @@
 -- core.device_weights: each device's extrapolation weight for the day (1 / the operator's share
 -- of the population it stands for) and the relative variance of that share.
 --   Swedish SIM with a known home: share of that municipality's residents, measured from the
---     data (devices with that home / population); relative variance (1 - p) / subscribers.
+--     data (devices with that home seen in the trailing window / population); relative
+--     variance (1 - p) / subscribers.
 --   Swedish SIM with unknown home: the national share (all homed devices / all residents).
 --   Foreign SIM: the operator's share of that country's roamers (reference.market_shares),
 --     with a relative standard error of $roaming_share_rel_se.
 WITH
+-- Not every subscriber is seen every day (a phone at rest for days): the subscribers of a
+-- municipality are the devices with that home seen on any of the last $share_window_days days.
+days AS (
+    SELECT CAST(unnest(range(CAST($first_day AS TIMESTAMP), CAST($last_day AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS DATE) AS event_date
+),
+
+latest_homes AS (
+    SELECT days.event_date, homes.device_key, arg_max(homes.home_municipality, homes.event_date) AS municipality_code
+    FROM days
+    JOIN core.device_homes AS homes
+        ON homes.event_date BETWEEN days.event_date - CAST($share_window_days AS INTEGER) + 1 AND days.event_date
+    GROUP BY ALL
+),
+
 subscribers_per_municipality AS (
-    SELECT event_date, home_municipality AS municipality_code, count(*) AS subscribers
-    FROM core.device_homes
-    WHERE event_date BETWEEN $first_day AND $last_day AND home_municipality IS NOT NULL
+    SELECT event_date, municipality_code, count(*) AS subscribers
+    FROM latest_homes
+    WHERE municipality_code IS NOT NULL
     GROUP BY ALL
 ),
 

@@ -12,6 +12,9 @@ STAGED_EVENTS = dg.AssetKey(["staging", "events"])
 SAME_AND_NEXT_DAY = dg.TimeWindowPartitionMapping(
     start_offset=0, end_offset=1, allow_nonexistent_upstream_partitions=True
 )
+SHARE_WINDOW = dg.TimeWindowPartitionMapping(
+    start_offset=-(Methodology().share_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+)
 HOME_WINDOW = trailing_nights(Methodology().home_window_nights)
 
 
@@ -80,9 +83,10 @@ device_weights = sql_asset(
     "core",
     "device_weights",
     "Each device's extrapolation weight for the day: 1 / the operator's share of the residents of "
-    "its home municipality (measured), of Sweden (unknown home) or of its country's roamers.",
+    "its home municipality (measured: homed devices seen in the last 28 days / population), of Sweden "
+    "(unknown home) or of its country's roamers.",
     deps=[
-        core_key("device_homes"),
+        dg.AssetDep(core_key("device_homes"), partition_mapping=SHARE_WINDOW),
         core_key("devices"),
         reference_key("municipalities"),
         reference_key("market_shares"),

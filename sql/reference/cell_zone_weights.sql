@@ -15,10 +15,8 @@ shapes AS (
         latitude,
         range_m,
         azimuth_deg IS NULL OR coalesce(beamwidth_deg, 360) >= 360 AS is_omni,
-        CASE WHEN azimuth_deg IS NULL OR coalesce(beamwidth_deg, 360) >= 360 THEN 0.0
-             ELSE azimuth_deg - beamwidth_deg / 2 END AS arc_start_deg,
-        CASE WHEN azimuth_deg IS NULL OR coalesce(beamwidth_deg, 360) >= 360 THEN 360.0
-             ELSE beamwidth_deg END AS arc_width_deg
+        CASE WHEN is_omni THEN 0.0 ELSE azimuth_deg - beamwidth_deg / 2 END AS arc_start_deg,
+        CASE WHEN is_omni THEN 360.0 ELSE beamwidth_deg END AS arc_width_deg
     FROM reference.cells
 ),
 

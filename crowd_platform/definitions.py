@@ -9,6 +9,7 @@ from crowd_platform.defs.event.assets import event_assets
 from crowd_platform.defs.marts.assets import marts_assets
 from crowd_platform.defs.reference.assets import reference_assets
 from crowd_platform.defs.schedules import daily_job, daily_schedule, event_job, reference_job, refresh_job
+from crowd_platform.defs.sensors import late_data_job, late_data_sensor
 from crowd_platform.defs.staging.assets import staging_events
 from crowd_platform.progress import progress_logger
 from crowd_platform.resources import build_resources
@@ -17,8 +18,9 @@ ALL_ASSETS = [*reference_assets, staging_events, *core_assets, *marts_assets, *e
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    jobs=[daily_job, refresh_job, reference_job, event_job],
+    jobs=[daily_job, refresh_job, reference_job, event_job, late_data_job],
     schedules=[daily_schedule],
+    sensors=[late_data_sensor],
     resources=build_resources(),
     # DuckDB has a single writer: steps run one after another in the run's own process.
     executor=dg.in_process_executor,

@@ -4,12 +4,22 @@ Every asset writes through `write_tables`: for each table, delete the partitions
 day range and insert the new rows, all in a single transaction. A crash therefore leaves the
 previous state, and a re-run gives the same rows. Unpartitioned tables are replaced whole, in
 the same transaction discipline.
+
+DuckDB allows one writer process per file. `Warehouse.connect` waits for a lock held by another
+process (retrying with backoff up to `lock_timeout_s`) instead of failing at once, and
+`snapshot_for_reading` gives readers a private copy so that they never hold the lock for long.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 import re
+import shutil
+import signal
+import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +34,48 @@ from crowd_platform import settings
 SCHEMAS = ("staging", "reference", "core", "marts", "event", "ops")
 PARTITION_COLUMN = "event_date"
 PREVIEW_ROWS = 10
+LOCK_ERROR = "Could not set lock on file"
+# Test-only fault injection (docs/reliability.md): inert unless the variable is set.
+CRASH_HOOK_VARIABLE = "CROWD_TEST_CRASH_AFTER"
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process held the DuckDB file's lock for longer than the lock timeout."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and LOCK_ERROR in str(exc)
+
+
+def connect_waiting(
+    path: Path, read_only: bool, config: Mapping[str, Any], timeout_s: float
+) -> duckdb.DuckDBPyConnection:
+    """`duckdb.connect`, retried with backoff while another process holds the file's lock.
+
+    DuckDB refuses a second process at once ("Could not set lock on file"): a writer excludes
+    everybody, readers exclude writers. Waiting turns two overlapping runs into one after the
+    other. After `timeout_s` the last DuckDB error is raised as a WarehouseLockedError, which
+    names the file and (as DuckDB reports it) the process holding the lock.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay, announced = 0.05, False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=dict(config))
+        except duckdb.IOException as exc:
+            remaining = deadline - time.monotonic()
+            if not _is_lock_error(exc):
+                raise
+            if remaining <= 0:
+                raise WarehouseLockedError(
+                    f"{path}: still locked by another process after waiting {timeout_s:g} s "
+                    f"(Warehouse.lock_timeout_s): {str(exc).splitlines()[0]}"
+                ) from exc
+            if not announced:
+                dg.get_dagster_logger().info(f"{path} is locked by another process; waiting up to {timeout_s:g} s")
+                announced = True
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 2.0)
 
 
 def spatial_extension_path() -> Path:
@@ -40,6 +92,15 @@ def load_sql(name: str) -> str:
     return path.read_text()
 
 
+def sql_version(*names: str) -> str:
+    """A code version for assets built by these SQL files: a hash of their text (Dagster marks
+    the asset and everything downstream stale when it changes)."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0" + load_sql(name).encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def bind(query: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The named parameters a query uses ($name): DuckDB refuses unused ones."""
     used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", query))
@@ -52,9 +113,12 @@ class Warehouse(dg.ConfigurableResource):
     database: str
     threads: int | None = None
     memory_limit: str | None = None
+    lock_timeout_s: float = 600.0
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False, spatial: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the local time zone; `spatial=False` skips loading the spatial extension
+        (half a second per connection) for steps that use no ST_ function."""
         path = Path(self.database)
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,10 +131,11 @@ class Warehouse(dg.ConfigurableResource):
             config["threads"] = self.threads
         if self.memory_limit:
             config["memory_limit"] = self.memory_limit
-        con = duckdb.connect(str(path), read_only=read_only, config=config)
+        con = connect_waiting(path, read_only, config, self.lock_timeout_s)
         try:
             con.execute("SET enable_progress_bar = false")  # our own progress lines say what runs
-            con.execute(f"LOAD '{spatial_extension_path()}'")
+            if spatial:
+                con.execute(f"LOAD '{spatial_extension_path()}'")
             # Local dates are partition keys: the session time zone makes ::DATE casts local.
             con.execute(f"SET TimeZone = '{settings.LOCAL_TIMEZONE}'")
             if not read_only:
@@ -121,6 +186,32 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(found and found[0])
 
 
+def uses_spatial(query: str) -> bool:
+    """Whether a query calls a spatial function (and so needs the extension loaded)."""
+    return re.search(r"\bST_[A-Za-z]", query) is not None
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection, table: str, query: str, params: Mapping[str, Any]) -> None:
+    """Columns a newer version of a step adds are added to the existing table (empty for old days),
+    so that a warehouse built before the change can still be written to."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _new_shape AS SELECT * FROM ({query}) LIMIT 0", params)
+    schema, name = table.split(".")
+    missing = con.execute(
+        """
+        SELECT new.column_name, new.data_type
+        FROM information_schema.columns AS new
+        WHERE new.table_name = '_new_shape' AND new.table_schema = 'main' AND new.table_catalog = 'temp'
+          AND new.column_name NOT IN (
+              SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?)
+        ORDER BY new.ordinal_position
+        """,
+        [schema, name],
+    ).fetchall()
+    for column, data_type in missing:
+        con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {data_type}')
+    con.execute("DROP TABLE _new_shape")
+
+
 def write_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[TableWrite], days: DayRange | None) -> None:
     """Write tables in one transaction: the partitions of `days`, or whole tables if None.
 
@@ -140,6 +231,7 @@ def write_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[TableWrite], d
             if not _table_exists(con, write.table):
                 con.execute(f"CREATE TABLE {write.table} AS {write.query}", params)
             else:
+                _add_new_columns(con, write.table, write.query, params)
                 con.execute(
                     f"DELETE FROM {write.table} WHERE {PARTITION_COLUMN} BETWEEN $first_day AND $last_day",
                     days.params(),
@@ -150,10 +242,47 @@ def write_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[TableWrite], d
             ).fetchone()
             if outside and outside[0]:
                 raise ValueError(f"{write.table}: {outside[0]} rows have no {PARTITION_COLUMN}")
+            _crash_here_for_tests(write.table, days)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    for write in writes:
+        _crash_here_for_tests(f"{write.table}:committed", days)
+
+
+def _crash_here_for_tests(point: str, days: DayRange | None) -> None:
+    """Fault injection for the crash tests (docs/reliability.md), inert unless the variable is set.
+
+    CROWD_TEST_CRASH_AFTER=<schema.table> kills the process with SIGKILL (no clean-up of any kind)
+    after that table's rows are written and before the COMMIT; `<schema.table>:committed` right
+    after the COMMIT of its transaction; a suffix `@YYYY-MM-DD` only in the write of that day.
+    """
+    wanted = os.environ.get(CRASH_HOOK_VARIABLE)
+    if wanted and wanted in (point, f"{point}@{days.first}" if days else None):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def snapshot_for_reading(database: str | Path, target_dir: str | Path | None = None, timeout_s: float = 600.0) -> Path:
+    """A private copy of the warehouse to read while runs go on writing (notebooks, ad-hoc SQL).
+
+    Waits until no writer holds the file, takes a shared read lock (so no writer can start
+    during the copy), copies the file (and its write-ahead log, if any) and releases the lock
+    at once. Open the copy with `duckdb.connect(copy, read_only=True)`; it never blocks a run.
+    """
+    source = Path(database)
+    target = Path(target_dir) if target_dir else Path(tempfile.mkdtemp(prefix="crowd_warehouse_"))
+    target.mkdir(parents=True, exist_ok=True)
+    copy = target / source.name
+    con = connect_waiting(source, True, {}, timeout_s)
+    try:
+        shutil.copyfile(source, copy)
+        wal = source.with_name(source.name + ".wal")
+        if wal.exists():
+            shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+    finally:
+        con.close()
+    return copy
 
 
 def table_metadata(

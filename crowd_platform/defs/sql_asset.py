@@ -12,7 +12,17 @@ import dagster as dg
 
 from crowd_platform.methodology import Methodology
 from crowd_platform.partitions import daily_partitions
-from crowd_platform.warehouse import DayRange, TableWrite, Warehouse, bind, load_sql, table_metadata, write_tables
+from crowd_platform.warehouse import (
+    DayRange,
+    TableWrite,
+    Warehouse,
+    bind,
+    load_sql,
+    sql_version,
+    table_metadata,
+    uses_spatial,
+    write_tables,
+)
 
 
 @dataclass(frozen=True)
@@ -70,11 +80,13 @@ def sql_asset(
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         check_specs=check_specs(key, checks),
         pool="duckdb",
+        # The hash of the SQL file: editing it marks this asset and its downstream stale in the UI.
+        code_version=sql_version(f"{layer}/{name}"),
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse, methodology: Methodology):
         days = DayRange.from_context(context) if partitioned else None
         query = load_sql(f"{layer}/{name}")
-        with warehouse.connect() as con:
+        with warehouse.connect(spatial=uses_spatial(query)) as con:
             # One day per transaction: memory stays bounded by a day's data however long the
             # backfill, and each day's rows are the same as a run of that day alone.
             for day in days.single_days() if days else [None]:

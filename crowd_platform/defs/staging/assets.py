@@ -1,5 +1,6 @@
 """Staging: validated, de-duplicated, pseudonymised events, the rejects and the row accounting."""
 
+import hashlib
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +11,15 @@ from crowd_platform.defs.staging import ingest
 from crowd_platform.methodology import Methodology
 from crowd_platform.partitions import daily_partitions
 from crowd_platform.pseudonym import PseudonymKeyError, key_fingerprint, load_key
-from crowd_platform.warehouse import DayRange, TableWrite, Warehouse, load_sql, table_metadata, write_tables
+from crowd_platform.warehouse import (
+    DayRange,
+    TableWrite,
+    Warehouse,
+    load_sql,
+    sql_version,
+    table_metadata,
+    write_tables,
+)
 
 EVENTS = dg.AssetKey(["staging", "events"])
 REJECTED_EVENTS = dg.AssetKey(["staging", "rejected_events"])
@@ -20,6 +29,15 @@ STAGING_TABLES = {
     REJECTED_EVENTS: "staging.rejected_events",
     LOAD_AUDIT: "staging.load_audit",
 }
+# The staging SQL and the reader: editing either marks staging and everything downstream stale.
+STAGING_CODE_VERSION = hashlib.sha256(
+    (
+        sql_version("staging/landed_events", *(t.replace(".", "/") for t in STAGING_TABLES.values()))
+        + Path(ingest.__file__).read_text()
+    ).encode()
+).hexdigest()[:16]
+# Metadata of staging/events: the fingerprint of each delivery folder the run read (late data sensor).
+LANDING_FINGERPRINTS = "landing_fingerprints"
 
 
 ACCOUNTED = SqlCheck(
@@ -113,18 +131,21 @@ def check_key_fingerprint(warehouse_con, key: bytes) -> None:
             "that day's delivery folder and, late, in the next day's.",
             deps=[dg.AssetKey(["reference", "cells"])],
             group_name="staging",
+            code_version=STAGING_CODE_VERSION,
         ),
         dg.AssetSpec(
             REJECTED_EVENTS,
             description="Every landed row that was not staged, with its source file, 1-based row "
             "and the reason; the IMSI field is pseudonymised.",
             group_name="staging",
+            code_version=STAGING_CODE_VERSION,
         ),
         dg.AssetSpec(
             LOAD_AUDIT,
             description="Row accounting per partition and source file: landed = staged + rejected "
             "+ duplicates; unreadable files are listed with their error.",
             group_name="staging",
+            code_version=STAGING_CODE_VERSION,
         ),
     ],
     check_specs=check_specs(LOAD_AUDIT, [ACCOUNTED, ALL_FILES_READ]) + check_specs(REJECTED_EVENTS, [NO_RAW_IMSI]),
@@ -143,8 +164,10 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
         )
     key = load_key()
     scan = ingest.LandingScan()
+    # Taken before reading: a file landing during the run shows as a change to the late data sensor.
+    fingerprints = ingest.landing_fingerprints(Path(landing), days, methodology.late_arrival_days)
     identities = 0
-    with warehouse.connect() as con:
+    with warehouse.connect(spatial=False) as con:
         check_key_fingerprint(con, key)
         ingest.check_schemas(con, Path(landing), days, methodology.late_arrival_days)
         check_results: list[dg.AssetCheckResult] = []
@@ -170,6 +193,9 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
                     [{"file": f, "error": e} for _, f, e in scan.unreadable]
                 )
                 metadata["extra_columns_ignored"] = dg.MetadataValue.json(scan.extra_columns)
+                metadata[LANDING_FINGERPRINTS] = dg.MetadataValue.json(
+                    {"late_arrival_days": methodology.late_arrival_days, "folders": fingerprints}
+                )
             if asset_key == LOAD_AUDIT:
                 metadata.update(row_accounting(con, days))
             yield dg.MaterializeResult(asset_key=asset_key, metadata=metadata)

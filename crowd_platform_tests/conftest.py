@@ -64,3 +64,15 @@ def use_world(world: BuiltWorld, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bu
     monkeypatch.setenv("CROWD_LANDING_DIR", str(world.landing))
     monkeypatch.setenv("CROWD_WAREHOUSE", str(world.warehouse))
     yield world
+
+
+@pytest.fixture
+def private_world(world: BuiltWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuiltWorld:
+    """A copy of the shared world's warehouse (a clean run of all days) that a test may change."""
+    import shutil
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(world.warehouse, warehouse)
+    monkeypatch.setenv("CROWD_LANDING_DIR", str(world.landing))
+    monkeypatch.setenv("CROWD_WAREHOUSE", str(warehouse))
+    return BuiltWorld(world.landing, warehouse, world.truth)

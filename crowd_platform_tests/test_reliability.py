@@ -59,14 +59,6 @@ def crash_materialize(first: dt.date, last: dt.date, crash_point: str) -> None:
     assert done.returncode == -signal.SIGKILL, f"the run was not killed at {crash_point}: {done.stderr[-2000:]}"
 
 
-@pytest.fixture
-def private_world(world: BuiltWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuiltWorld:
-    """A copy of the shared world (a clean run of all days) that a test may change."""
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(world.warehouse, warehouse)
-    monkeypatch.setenv("CROWD_LANDING_DIR", str(world.landing))
-    monkeypatch.setenv("CROWD_WAREHOUSE", str(warehouse))
-    return BuiltWorld(world.landing, warehouse, world.truth)
 
 
 # --- 1. crashes -------------------------------------------------------------------------------

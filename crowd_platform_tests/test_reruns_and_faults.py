@@ -40,14 +40,6 @@ def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
         return result
 
 
-@pytest.fixture
-def private_world(world: BuiltWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuiltWorld:
-    """A copy of the shared world's warehouse that a test may change."""
-    warehouse = tmp_path / "warehouse.duckdb"
-    shutil.copy(world.warehouse, warehouse)
-    monkeypatch.setenv("CROWD_LANDING_DIR", str(world.landing))
-    monkeypatch.setenv("CROWD_WAREHOUSE", str(warehouse))
-    return BuiltWorld(world.landing, warehouse, world.truth)
 
 
 def test_rematerialising_a_partition_gives_identical_rows(private_world: BuiltWorld) -> None:

@@ -5,6 +5,8 @@
 --   countries, municipalities   how many are represented by a publishable group (>= $k devices)
 --   international_share, median_dwell_min, peak_day (value = that day's visitors, see event_date)
 -- Every KPI needs at least $k distinct devices behind it, else its value is empty (suppressed).
+-- Sums of weights use fsum (compensated summation): a plain floating sum depends on the order in
+-- which parallel threads add, and a re-run must give identical published figures.
 WITH
 event_days AS (
     SELECT DISTINCT event_id, start_date, end_date FROM reference.events
@@ -44,8 +46,8 @@ zone_visit_kpis AS (
         'visits' AS metric,
         zone_id,
         count(DISTINCT device_key) AS devices,
-        sum(1 / share) AS value,
-        sqrt(sum((1 - share) / (share * share) + share_rel_var / (share * share))) AS se
+        fsum(1 / share) AS value,
+        sqrt(fsum((1 - share) / (share * share) + share_rel_var / (share * share))) AS se
     FROM weighted_person_days
     GROUP BY event_id, zone_id
 ),
@@ -56,8 +58,8 @@ total_visit_kpis AS (
         'visits' AS metric,
         NULL AS zone_id,
         count(DISTINCT device_key) AS devices,
-        sum(1 / share) AS value,
-        sqrt(sum((1 - share) / (share * share) + share_rel_var / (share * share))) AS se
+        fsum(1 / share) AS value,
+        sqrt(fsum((1 - share) / (share * share) + share_rel_var / (share * share))) AS se
     FROM weighted_person_days
     WHERE is_main_zone
     GROUP BY event_id
@@ -80,8 +82,8 @@ unique_visitor_kpis AS (
         'unique_visitors' AS metric,
         NULL AS zone_id,
         count(*) AS devices,
-        sum(1 / share) AS value,
-        sqrt(sum((1 - share) / (share * share) + share_rel_var / (share * share))) AS se
+        fsum(1 / share) AS value,
+        sqrt(fsum((1 - share) / (share * share) + share_rel_var / (share * share))) AS se
     FROM persons
     GROUP BY event_id
 ),
@@ -120,7 +122,7 @@ international_kpis AS (
         'international_share' AS metric,
         NULL AS zone_id,
         count(*) FILTER (WHERE flags.is_international) AS devices,
-        sum(1 / persons.share) FILTER (WHERE flags.is_international) / sum(1 / persons.share) AS value,
+        fsum(1 / persons.share) FILTER (WHERE flags.is_international) / fsum(1 / persons.share) AS value,
         NULL AS se
     FROM persons
     JOIN (
@@ -139,8 +141,8 @@ dwell_kpis AS (
 ),
 
 daily_totals AS (
-    SELECT event_id, event_date, count(DISTINCT device_key) AS devices, sum(1 / share) AS value,
-           sqrt(sum((1 - share) / (share * share) + share_rel_var / (share * share))) AS se
+    SELECT event_id, event_date, count(DISTINCT device_key) AS devices, fsum(1 / share) AS value,
+           sqrt(fsum((1 - share) / (share * share) + share_rel_var / (share * share))) AS se
     FROM weighted_person_days
     WHERE is_main_zone
     GROUP BY event_id, event_date

@@ -15,8 +15,8 @@ counted AS (
         visitor_days.municipality_code,
         CAST(sum(visitor_days.visits) AS BIGINT) AS visits,
         count(*) AS visitors,
-        sum(visitor_days.visits / weights.share) AS visits_est,
-        sum(1 / weights.share) AS visitors_est
+        fsum(visitor_days.visits / weights.share) AS visits_est,
+        fsum(1 / weights.share) AS visitors_est
     FROM visitor_days
     JOIN core.device_weights AS weights USING (event_date, device_key)
     GROUP BY ALL

@@ -40,9 +40,9 @@ zone_estimates AS (
         zone_id,
         CAST(sum(visitors) AS BIGINT) AS visitors,
         CAST(sum(visits) AS BIGINT) AS visits,
-        sum(visitors_est) AS visitors_est,
-        sum(visits_est) AS visits_est,
-        sqrt(sum(visitors_var)) AS visitors_se
+        fsum(visitors_est) AS visitors_est,
+        fsum(visits_est) AS visits_est,
+        sqrt(fsum(visitors_var)) AS visitors_se
     FROM group_estimates
     GROUP BY ALL
 ),

@@ -28,7 +28,7 @@ weighted AS (
 ),
 
 counted AS (
-    SELECT event_date, hour, zone_id, count(*) AS present, sum(weight) AS present_est
+    SELECT event_date, hour, zone_id, count(*) AS present, fsum(weight) AS present_est
     FROM weighted
     GROUP BY ALL
 )

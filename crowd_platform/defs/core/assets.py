@@ -6,15 +6,10 @@ import dagster as dg
 
 from crowd_platform.defs.sql_asset import SqlCheck, sql_asset
 from crowd_platform.methodology import Methodology
-from crowd_platform.partitions import NEIGHBOURING_DAYS, trailing_nights
+from crowd_platform.partitions import NEIGHBOURING_DAYS, SAME_AND_NEXT_DAY, trailing_days, trailing_nights
 
 STAGED_EVENTS = dg.AssetKey(["staging", "events"])
-SAME_AND_NEXT_DAY = dg.TimeWindowPartitionMapping(
-    start_offset=0, end_offset=1, allow_nonexistent_upstream_partitions=True
-)
-SHARE_WINDOW = dg.TimeWindowPartitionMapping(
-    start_offset=-(Methodology().share_window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-)
+SHARE_WINDOW = trailing_days(Methodology().share_window_days)
 HOME_WINDOW = trailing_nights(Methodology().home_window_nights)
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from crowd_platform.defs.sql_asset import SqlCheck, sql_asset
+from crowd_platform.partitions import PREVIOUS_AND_SAME_DAY
 
 ZONE_VISITS = dg.AssetKey(["core", "zone_visits"])
 DEVICE_WEIGHTS = dg.AssetKey(["core", "device_weights"])
-PREVIOUS_AND_SAME_DAY = dg.TimeWindowPartitionMapping(
-    start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
-)
 
 
 def no_small_groups(table: str, count_column: str) -> SqlCheck:

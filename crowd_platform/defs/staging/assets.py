@@ -171,15 +171,12 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
         check_key_fingerprint(con, key)
         ingest.check_schemas(con, Path(landing), days, methodology.late_arrival_days)
         check_results: list[dg.AssetCheckResult] = []
+        staging_writes = [TableWrite(table, load_sql(table.replace(".", "/"))) for table in STAGING_TABLES.values()]
         # One day per transaction: bounded memory, and each day equals a run of that day alone.
         for day in days.single_days():
             params = {**methodology.sql_params(), **day.params()}
             identities = max(identities, ingest.classify_day(con, Path(landing), day, key, params, scan))
-            write_tables(
-                con,
-                [TableWrite(table, load_sql(table.replace(".", "/"))) for table in STAGING_TABLES.values()],
-                day,
-            )
+            write_tables(con, staging_writes, day)
             day_results = run_checks(con, LOAD_AUDIT, [ACCOUNTED, ALL_FILES_READ], params)
             day_results += run_checks(con, REJECTED_EVENTS, [NO_RAW_IMSI], params)
             con.execute("DROP TABLE IF EXISTS landed_events")

@@ -100,7 +100,8 @@ def _events_of_day(day: dt.date) -> list[dict]:
         rows += _every(IMSIS["teleport"], day, 15 * 60, 16 * 60, 5, CELL_A)
         rows.append(_row(IMSIS["teleport"], day, 15 * 60 + 31, HOME_MALMO))
         # A metering SIM (machine TAC) that sits in A for hours.
-        rows += [{**row, "tac": "86675800"} for row in _every(IMSIS["machine_by_tac"], day, 8 * 60, 18 * 60, 10, CELL_A)]
+        meter = _every(IMSIS["machine_by_tac"], day, 8 * 60, 18 * 60, 10, CELL_A)
+        rows += [{**row, "tac": "86675800"} for row in meter]
         # Foreign SIMs: an afternoon in A.
         for name in COUNTRY:
             rows += _every(IMSIS[name], day, 13 * 60, 14 * 60, 6, CELL_A)
@@ -188,9 +189,7 @@ def test_a_gap_over_the_limit_splits_a_visit_and_one_under_it_does_not(read) -> 
 
 def test_a_visit_across_midnight_is_one_visit_on_the_day_it_starts(read) -> None:
     visits = _visits(read, "across_midnight")
-    assert visits.select("event_date", "zone_id", "dwell_s", "is_visit").rows() == [
-        (EVENT_DAY, "area_a", 3600, True)
-    ]
+    assert visits.select("event_date", "zone_id", "dwell_s", "is_visit").rows() == [(EVENT_DAY, "area_a", 3600, True)]
     stays = _rows(read, "core.stays", "across_midnight", "stay_start")
     assert stays.select("event_date", "duration_s").rows() == [(EVENT_DAY, 3600)]
 

@@ -82,10 +82,12 @@ def landed_files(landing: Path, day: dt.date) -> list[Path]:
 # ---------------------------------------------------------------------------- child processes
 
 
-def chain_env(work: Path, warehouse: Path, day: dt.date, key: str) -> dict[str, str]:
+def chain_env(work: Path, warehouse: Path, day: dt.date, key: str, tree: Path = ROOT) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("DAGSTER_HOME", None)  # an ephemeral instance: no run storage on disk to slow the run down
     env.update(
+        # The code of `tree` (this checkout, or --baseline-tree), not whatever the venv installed.
+        PYTHONPATH=str(tree),
         CROWD_LANDING_DIR=str(work / "landing"),
         CROWD_WAREHOUSE=str(warehouse),
         CROWD_PSEUDONYM_KEY=key,
@@ -393,6 +395,9 @@ def benchmark(args: argparse.Namespace) -> dict:
     chain_cpu: list[float] = []
     chain_rss: list[float] = []
     steps: dict[str, list[float]] = {}
+    # The same chain from another checkout (--baseline-tree), run alternately with this one.
+    baseline: dict[str, list] = {"wall_s": [], "cpu_s": [], "peak_rss_mb": []}
+    baseline_steps: dict[str, list[float]] = {}
     refs: dict[str, dict[str, list]] = {}
     counts: dict = {}
 
@@ -409,9 +414,24 @@ def benchmark(args: argparse.Namespace) -> dict:
             entry.setdefault(field, []).append(value)
         print(f"  {name}: {result['wall_s']:.2f} s, {rss:,.0f} MB", flush=True)
 
+    warehouse = work / "run.duckdb"
     for repeat in range(1, args.repeats + 1):
         print(f"repeat {repeat}/{args.repeats} (load {load_average()})", flush=True)
-        warehouse = work / "run.duckdb"
+
+        def run_baseline() -> None:
+            warehouse.unlink(missing_ok=True)
+            shutil.copyfile(template, warehouse)
+            env = chain_env(work, warehouse, day, key, args.baseline_tree)
+            result, rss = run_child(["chain", day.isoformat()], env)
+            baseline["wall_s"].append(result["wall_s"])
+            baseline["cpu_s"].append(result["cpu_s"])
+            baseline["peak_rss_mb"].append(rss)
+            for step, seconds in result["steps"].items():
+                baseline_steps.setdefault(step, []).append(seconds)
+            print(f"  baseline chain: {result['wall_s']:.2f} s, {rss:,.0f} MB, cpu {result['cpu_s']:.2f} s", flush=True)
+
+        if args.baseline_tree and repeat % 2 == 1:  # alternate who goes first: the load drifts
+            run_baseline()
         warehouse.unlink(missing_ok=True)
         shutil.copyfile(template, warehouse)
         result, rss = run_child(["chain", day.isoformat()], chain_env(work, warehouse, day, key))
@@ -421,9 +441,14 @@ def benchmark(args: argparse.Namespace) -> dict:
         for step, seconds in result["steps"].items():
             steps.setdefault(step, []).append(seconds)
         rate = landed / result["wall_s"]
-        print(f"  chain: {result['wall_s']:.2f} s, {rss:,.0f} MB, {rate:,.0f} events/s", flush=True)
+        print(
+            f"  chain: {result['wall_s']:.2f} s, {rss:,.0f} MB, {rate:,.0f} events/s, cpu {result['cpu_s']:.2f} s",
+            flush=True,
+        )
         if repeat == 1:
             counts, _ = run_child(["count", str(warehouse), day.isoformat()])
+        if args.baseline_tree and repeat % 2 == 0:
+            run_baseline()
         reference_point("duckdb_count_by_cell", ["floor", str(work), day.isoformat()])
         if not args.skip_pandas:
             reference_point("pandas", ["pandas", str(work), day.isoformat()])
@@ -458,6 +483,25 @@ def benchmark(args: argparse.Namespace) -> dict:
         "chain_counts": counts,
         "references": {},
     }
+    if baseline["wall_s"]:
+        report["baseline"] = {
+            "tree": str(args.baseline_tree),
+            "wall_s": median(baseline["wall_s"]),
+            "events_per_s": landed / median(baseline["wall_s"]),
+            "cpu_s": median(baseline["cpu_s"]),
+            "peak_rss_mb": median(baseline["peak_rss_mb"]),
+            "wall_s_all": baseline["wall_s"],
+            "cpu_s_all": baseline["cpu_s"],
+            "peak_rss_mb_all": baseline["peak_rss_mb"],
+            "speedup_wall": median(baseline["wall_s"]) / chain_s,
+            "speedup_cpu": median(baseline["cpu_s"]) / median(chain_cpu),
+            # Each repeat's pair ran back to back: the ratio of a pair is less exposed to the load.
+            "speedup_wall_paired_median": median(
+                [before / now for before, now in zip(baseline["wall_s"], chain_walls, strict=False)]
+            ),
+            "steps": {step: median(v) for step, v in sorted(baseline_steps.items(), key=lambda kv: -median(kv[1]))},
+        }
+    report["chain"]["cpu_s_all"] = chain_cpu
     for name, entry in refs.items():
         if "error" in entry:
             report["references"][name] = {"error": entry["error"][0]}
@@ -518,6 +562,22 @@ def markdown(report: dict) -> str:
             f"| {name} | {events} | {r['wall_s']:.2f} | {r['events_per_s']:,.0f} | {r['peak_rss_mb']:,.0f} | "
             f"{r['chain_speed_ratio']:.3g} |"
         )
+    if "baseline" in report:
+        base = report["baseline"]
+        lines += [
+            "",
+            f"Baseline (`{base['tree']}`, run alternately in the same repeats): chain {base['wall_s']:.2f} s "
+            f"({base['events_per_s']:,.0f} events/s), CPU {base['cpu_s']:.2f} s, "
+            f"peak RSS {base['peak_rss_mb']:,.0f} MB. Speed-up: wall {base['speedup_wall']:.2f}x "
+            f"(median of paired repeats {base['speedup_wall_paired_median']:.2f}x), "
+            f"CPU {base['speedup_cpu']:.2f}x.",
+            "",
+            "| step | baseline s | now s | ratio |",
+            "|---|---:|---:|---:|",
+        ]
+        for step, seconds in base["steps"].items():
+            now = report["steps"].get(step, {}).get("wall_s", float("nan"))
+            lines.append(f"| {step} | {seconds:.2f} | {now:.2f} | {seconds / now:.2f}x |")
     counts, pandas = report["chain_counts"], report["references"].get("pandas", {})
     if counts and "stays" in pandas:
         lines += [
@@ -547,6 +607,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--toolkit-repeats", type=int, default=1, help="runs of each toolkit (they are slow)")
     parser.add_argument("--skip-toolkits", action="store_true", help="no trackintel / scikit-mobility")
     parser.add_argument("--skip-pandas", action="store_true", help="no pandas reference")
+    parser.add_argument(
+        "--baseline-tree", type=Path, help="another checkout (e.g. before a change): its chain runs in every repeat too"
+    )
     args = parser.parse_args(argv)
     report = benchmark(args)
     text = markdown(report)

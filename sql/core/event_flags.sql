@@ -23,15 +23,30 @@ events_of_window AS (
     WHERE events.event_date BETWEEN $first_day - 1 AND $last_day + 1
 ),
 
+-- Several cells in one second of one device are rare: one aggregation on a hash of (device,
+-- second) finds the candidates (a collision only adds a candidate), and only their events are
+-- ranked; a window over every event sorted all of them (docs/performance.md).
+crowded_seconds AS (
+    SELECT hash(device_key, t_us // 1000000) AS second_hash
+    FROM events_of_window
+    GROUP BY second_hash
+    HAVING min(cell_id) <> max(cell_id)
+),
+
 ranked_in_second AS (
     SELECT
         *,
         dense_rank() OVER (PARTITION BY device_key, t_us // 1000000 ORDER BY cell_id) AS cell_rank_in_second
     FROM events_of_window
+    SEMI JOIN crowded_seconds ON crowded_seconds.second_hash = hash(events_of_window.device_key, events_of_window.t_us // 1000000)
 ),
 
+-- Events of the same device, time and cell share their rank: they stay or go together.
 one_cell_per_second AS (
-    SELECT * FROM ranked_in_second WHERE cell_rank_in_second = 1
+    SELECT *
+    FROM events_of_window
+    ANTI JOIN (SELECT device_key, t_us, cell_id FROM ranked_in_second WHERE cell_rank_in_second > 1) AS other_cells
+        USING (device_key, t_us, cell_id)
 ),
 
 with_neighbours AS (

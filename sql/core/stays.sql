@@ -26,77 +26,94 @@ events_of_window AS (
     WHERE events.event_date BETWEEN $first_day - 1 AND $last_day + 1
 ),
 
+-- One window pass, in one order (time, then cell: ties are resolved the same way everywhere), gives
+-- each event its two neighbours on either side. That is enough to know, for every event, its
+-- place after smoothing and that of both neighbours, and so whether it starts or ends a stay;
+-- the stay's bounds and those of the stays before and after follow from the neighbours' times.
+-- (Three window passes, one per step, sorted the day's events three times: docs/performance.md.)
 with_neighbours AS (
     SELECT
         target_day,
         device_key,
         t_us,
         cell_id,
-        lag(cell_id) OVER by_time AS previous_cell,
-        lead(cell_id) OVER by_time AS next_cell,
-        lag(t_us) OVER by_time AS previous_us,
-        lead(t_us) OVER by_time AS next_us
+        row_number() OVER by_time AS event_number,
+        lag(cell_id, 2) OVER by_time AS cell_2_before,
+        lag(cell_id) OVER by_time AS cell_before,
+        lead(cell_id) OVER by_time AS cell_after,
+        lead(cell_id, 2) OVER by_time AS cell_2_after,
+        lag(t_us, 2) OVER by_time AS us_2_before,
+        lag(t_us) OVER by_time AS us_before,
+        lead(t_us) OVER by_time AS us_after,
+        lead(t_us, 2) OVER by_time AS us_2_after
     FROM events_of_window
     WINDOW by_time AS (PARTITION BY target_day, device_key ORDER BY t_us, cell_id)
 ),
 
 -- Ping-pong: a single event at B between two events at A, within a few minutes, is noise.
+-- The same rule for the event, the one before it and the one after it.
 smoothed AS (
     SELECT
-        target_day,
-        device_key,
-        t_us,
+        *,
         CASE
-            WHEN previous_cell = next_cell AND cell_id <> previous_cell
-                 AND next_us - previous_us <= $pingpong_max_s * 1e6
-            THEN previous_cell
+            WHEN cell_before = cell_after AND cell_id <> cell_before AND us_after - us_before <= $pingpong_max_s * 1e6
+            THEN cell_before
             ELSE cell_id
-        END AS place
+        END AS place,
+        CASE
+            WHEN cell_2_before = cell_id AND cell_before <> cell_2_before AND t_us - us_2_before <= $pingpong_max_s * 1e6
+            THEN cell_2_before
+            ELSE cell_before
+        END AS place_before,
+        CASE
+            WHEN cell_id = cell_2_after AND cell_after <> cell_id AND us_2_after - t_us <= $pingpong_max_s * 1e6
+            THEN cell_id
+            ELSE cell_after
+        END AS place_after
     FROM with_neighbours
 ),
 
-stay_breaks AS (
+-- A stay starts at a change of place or after a gap over the limit; it ends where the next starts.
+stay_edges AS (
     SELECT
         target_day,
         device_key,
+        event_number,
         t_us,
         place,
-        CASE
-            WHEN lag(place) OVER by_time IS DISTINCT FROM place THEN 1
-            WHEN t_us - lag(t_us) OVER by_time > $stay_max_gap_s * 1e6 THEN 1
-            ELSE 0
-        END AS starts_stay
+        us_before,
+        us_after,
+        place_before IS DISTINCT FROM place OR t_us - us_before > $stay_max_gap_s * 1e6 AS starts_stay,
+        us_after IS NULL OR place_after IS DISTINCT FROM place OR us_after - t_us > $stay_max_gap_s * 1e6 AS ends_stay
     FROM smoothed
-    WINDOW by_time AS (PARTITION BY target_day, device_key ORDER BY t_us)
 ),
 
-numbered AS (
-    SELECT
-        *,
-        sum(starts_stay) OVER (PARTITION BY target_day, device_key ORDER BY t_us ROWS UNBOUNDED PRECEDING) AS stay_number
-    FROM stay_breaks
-),
-
+-- Stays of one event are whole at their edge; a longer stay's start and end edges alternate in
+-- time order, so each start takes the end that follows it (a window over those edges only).
 observed_stays AS (
     SELECT
-        target_day,
-        device_key,
-        stay_number,
-        any_value(place) AS place,
-        min(t_us) AS first_us,
-        max(t_us) AS last_us,
-        count(*) AS n_events
-    FROM numbered
-    GROUP BY target_day, device_key, stay_number
-),
-
-with_adjacent AS (
-    SELECT
-        *,
-        lag(last_us) OVER by_stay AS previous_last_us,
-        lead(first_us) OVER by_stay AS next_first_us
-    FROM observed_stays
-    WINDOW by_stay AS (PARTITION BY target_day, device_key ORDER BY stay_number)
+        target_day, device_key, place, n_events,
+        first_us, last_us, us_before AS previous_last_us, us_after AS next_first_us
+    FROM (
+        SELECT
+            target_day,
+            device_key,
+            place,
+            starts_stay,
+            lead(event_number) OVER by_edge - event_number + 1 AS n_events,
+            t_us AS first_us,
+            lead(t_us) OVER by_edge AS last_us,
+            us_before,
+            lead(us_after) OVER by_edge AS us_after
+        FROM stay_edges
+        WHERE starts_stay <> ends_stay
+        WINDOW by_edge AS (PARTITION BY target_day, device_key ORDER BY event_number)
+    )
+    WHERE starts_stay
+    UNION ALL
+    SELECT target_day, device_key, place, 1 AS n_events, t_us AS first_us, t_us AS last_us, us_before, us_after
+    FROM stay_edges
+    WHERE starts_stay AND ends_stay
 ),
 
 -- Between two stays the move happened at an unknown moment: each side gets half of a gap up to
@@ -115,7 +132,7 @@ stays_bounded AS (
             WHEN next_first_us - last_us <= $stay_max_gap_s * 1e6 THEN (last_us + next_first_us) // 2
             ELSE last_us
         END AS end_us
-    FROM with_adjacent
+    FROM observed_stays
 ),
 
 stays_of_target_day AS (
@@ -134,4 +151,3 @@ SELECT
     place,
     n_events
 FROM stays_of_target_day
-ORDER BY event_date, device_key, stay_start

@@ -1,4 +1,6 @@
 -- staging.events: the validated, de-duplicated, pseudonymised events of the run's days.
+-- Not sorted: a day is written in its own transaction, so its rows sit together anyway, and every
+-- reader orders what it needs itself (the sort of 1 M rows by a 32-character key cost 1.7 s).
 SELECT
     event_date,
     event_time,
@@ -10,4 +12,3 @@ SELECT
     tac
 FROM landed_events
 WHERE reason IS NULL AND NOT is_duplicate
-ORDER BY event_date, device_key, event_time

@@ -7,7 +7,7 @@ import dagster as dg
 
 from crowd_platform import settings
 from crowd_platform.defs.sql_asset import SqlCheck, check_specs, run_checks
-from crowd_platform.defs.staging import ingest
+from crowd_platform.defs.staging import ingest, manifest
 from crowd_platform.methodology import Methodology
 from crowd_platform.partitions import daily_partitions
 from crowd_platform.pseudonym import PseudonymKeyError, key_fingerprint, load_key
@@ -32,7 +32,11 @@ STAGING_TABLES = {
 # The staging SQL and the reader: editing either marks staging and everything downstream stale.
 STAGING_CODE_VERSION = hashlib.sha256(
     (
-        sql_version("staging/landed_events", *(t.replace(".", "/") for t in STAGING_TABLES.values()))
+        sql_version(
+            "staging/landed_events",
+            "staging/landed_duplicates",
+            *(t.replace(".", "/") for t in STAGING_TABLES.values()),
+        )
         + Path(ingest.__file__).read_text()
     ).encode()
 ).hexdigest()[:16]
@@ -166,6 +170,8 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
     scan = ingest.LandingScan()
     # Taken before reading: a file landing during the run shows as a change to the late data sensor.
     fingerprints = ingest.landing_fingerprints(Path(landing), days, methodology.late_arrival_days)
+    # Delivery manifests, where the producer writes them: a damaged file fails the run before any write.
+    manifest.verify_deliveries(Path(landing), fingerprints.keys())
     identities = 0
     with warehouse.connect(spatial=False) as con:
         check_key_fingerprint(con, key)
@@ -181,6 +187,7 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
             day_results += run_checks(con, REJECTED_EVENTS, [NO_RAW_IMSI], params)
             con.execute("DROP TABLE IF EXISTS landed_events")
             check_results = merge_check_results(check_results, day_results)
+        ingest.drop_pseudonym_cache(con)
         for asset_key, table in STAGING_TABLES.items():
             metadata = table_metadata(con, table, days)
             if asset_key == EVENTS:

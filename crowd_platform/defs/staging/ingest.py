@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from crowd_platform.pseudonym import pseudonymise
+from crowd_platform.pseudonym import key_fingerprint, pseudonymise
 from crowd_platform.warehouse import DayRange, bind, load_sql
 
 REQUIRED_COLUMNS = ("event_time", "imsi", "cell_id", "event_type")
@@ -185,12 +185,13 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, relative: str, delive
     # Parquet has the file's row number; a CSV's comes from the scan order (preserve_insertion_order).
     row_number = "row_number() OVER ()" if is_csv else "file_row_number + 1"
     tac = "CAST(tac AS VARCHAR)" if "tac" in columns else "CAST(NULL AS VARCHAR)"
-    con.execute("SET preserve_insertion_order = true")
+    if is_csv:
+        con.execute("SET preserve_insertion_order = true")
     con.execute(
         f"""
         INSERT INTO landed
         SELECT delivery_date, source_file, source_row, event_time_raw, event_time,
-               CAST(event_time AS DATE) AS local_date,  -- the session time zone makes it local
+               {_local_date_expression(con, delivery)} AS local_date,
                imsi, cell_id, event_type, tac, NULL AS parse_error
         FROM (
             SELECT $delivery AS delivery_date, $relative AS source_file, {row_number} AS source_row,
@@ -202,11 +203,33 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, relative: str, delive
         """,
         {"delivery": delivery, "relative": relative},
     )
-    con.execute("SET preserve_insertion_order = false")  # the connection default (warehouse.py)
+    if is_csv:
+        con.execute("SET preserve_insertion_order = false")  # the connection default (warehouse.py)
     if is_csv:
         _land_csv_rejects(con, relative, delivery)
     count = con.execute("SELECT count(*) FROM landed WHERE source_file = ?", [relative]).fetchone()
     con.execute("INSERT INTO landed_files VALUES (?, ?, ?)", [delivery, relative, count[0] if count else 0])
+
+
+def _local_date_expression(con: duckdb.DuckDBPyConnection, delivery: dt.date) -> str:
+    """`CAST(event_time AS DATE)` in the session time zone, as integer comparisons with the local
+    midnights around the delivery day: the time-zone conversion of every row was most of the read
+    (docs/performance.md). Times outside those days (dirt) fall back to the cast itself."""
+    days = [delivery + dt.timedelta(days=offset) for offset in range(-2, 3)]
+    found = con.execute(
+        "SELECT day, epoch_us(CAST(day AS TIMESTAMPTZ)) AS midnight_us FROM unnest(CAST(? AS DATE[])) AS t(day) "
+        "WHERE CAST(make_timestamptz(midnight_us) AS DATE) = day "  # a true local midnight (a zone may skip one)
+        "AND CAST(make_timestamptz(midnight_us - 1) AS DATE) = day - 1 ORDER BY day",
+        [days],
+    ).fetchall()
+    midnights = [int(midnight_us) for _, midnight_us in found]
+    if len(midnights) != len(days):
+        return "CAST(event_time AS DATE)"
+    branches = " ".join(
+        f"WHEN epoch_us(event_time) >= {start} AND epoch_us(event_time) < {end} THEN DATE '{day.isoformat()}'"
+        for day, start, end in zip(days, midnights, midnights[1:], strict=False)
+    )
+    return f"CASE {branches} ELSE CAST(event_time AS DATE) END"
 
 
 def _land_csv_rejects(con: duckdb.DuckDBPyConnection, relative: str, delivery: dt.date) -> None:
@@ -301,16 +324,37 @@ def read_landing(
 
 
 def register_pseudonyms(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
-    """Pseudonymise each distinct identity once (not each row) into the temp table `pseudonyms`."""
-    identities = [row[0] for row in con.execute("SELECT DISTINCT imsi FROM landed WHERE imsi IS NOT NULL").fetchall()]
-    mapping = pl.DataFrame(
-        {"imsi": identities, "device_key": pseudonymise(key, identities)},
-        schema={"imsi": pl.String, "device_key": pl.String},
+    """Pseudonymise each distinct identity once (not each row) into the temp table `pseudonyms`.
+
+    The keys computed are remembered in the temp table `pseudonym_cache` for the connection's
+    life (one run): in a backfill most SIMs recur every day and are hashed once, not once a day.
+    The cache holds raw IMSIs like `landed`, only in this connection, and goes with it."""
+    fingerprint = key_fingerprint(key)
+    con.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS pseudonym_cache (imsi VARCHAR, device_key VARCHAR, key_fingerprint VARCHAR)"
     )
-    con.register("pseudonym_mapping", mapping)
-    con.execute("CREATE OR REPLACE TEMP TABLE pseudonyms AS SELECT imsi, device_key FROM pseudonym_mapping")
-    con.unregister("pseudonym_mapping")
-    return len(identities)
+    con.execute("DELETE FROM pseudonym_cache WHERE key_fingerprint <> ?", [fingerprint])  # another key's: useless
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE day_identities AS SELECT DISTINCT imsi FROM landed WHERE imsi IS NOT NULL"
+    )
+    unseen = (
+        con.execute("SELECT imsi FROM day_identities ANTI JOIN pseudonym_cache USING (imsi)").pl()["imsi"].to_list()
+    )
+    if unseen:
+        mapping = pl.DataFrame(
+            {"imsi": unseen, "device_key": pseudonymise(key, unseen)},
+            schema={"imsi": pl.String, "device_key": pl.String},
+        )
+        con.register("pseudonym_mapping", mapping)
+        con.execute("INSERT INTO pseudonym_cache SELECT imsi, device_key, ? FROM pseudonym_mapping", [fingerprint])
+        con.unregister("pseudonym_mapping")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE pseudonyms AS "
+        "SELECT imsi, device_key FROM pseudonym_cache SEMI JOIN day_identities USING (imsi)"
+    )
+    identities = con.execute("SELECT count(*) FROM day_identities").fetchone()
+    con.execute("DROP TABLE day_identities")
+    return int(identities[0]) if identities else 0
 
 
 def classify_day(
@@ -324,10 +368,29 @@ def classify_day(
     classify = load_sql("staging/landed_events")
     con.execute("CREATE OR REPLACE TEMP TABLE landed_events AS " + classify, bind(classify, params))
     drop_raw_tables_keep_classified(con)
+    mark_duplicates(con, params)
     return identities
+
+
+def mark_duplicates(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    """Set is_duplicate on the rows of `landed_events` that landed_duplicates.sql finds (a few
+    thousand a day: an update of those rows, not a rewrite of the table)."""
+    duplicates = load_sql("staging/landed_duplicates")
+    con.execute("CREATE OR REPLACE TEMP TABLE duplicate_rows AS " + duplicates, bind(duplicates, params))
+    con.execute(
+        "UPDATE landed_events SET is_duplicate = true FROM duplicate_rows "
+        "WHERE duplicate_rows.source_file = landed_events.source_file "
+        "AND duplicate_rows.source_row = landed_events.source_row"
+    )
+    con.execute("DROP TABLE duplicate_rows")
 
 
 def drop_raw_tables_keep_classified(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the tables that hold raw IMSIs as soon as the classified rows exist."""
     for table in ("landed", "pseudonyms"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def drop_pseudonym_cache(con: duckdb.DuckDBPyConnection) -> None:
+    """The end of a run: no raw IMSI is left in the connection."""
+    con.execute("DROP TABLE IF EXISTS pseudonym_cache")

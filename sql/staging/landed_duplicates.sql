@@ -1,0 +1,46 @@
+-- Exact duplicates among the classified rows of `landed_events` (every normalised field equal,
+-- within or across files): every copy but the first delivered one (by source file, then row).
+-- ingest.py marks the rows returned here as is_duplicate. One hash aggregation over the staged
+-- rows finds the few repeated field combinations; only those are compared field by field (a
+-- window partitioned by the five fields sorted every row: 2 s of the 1 M-event day).
+WITH
+staged AS (
+    SELECT
+        source_file,
+        source_row,
+        event_time,
+        device_key,
+        cell_id,
+        event_type,
+        tac,
+        hash(event_time, device_key, cell_id, event_type, tac) AS fields_hash
+    FROM landed_events
+    WHERE reason IS NULL
+),
+
+repeated_hashes AS (
+    SELECT fields_hash
+    FROM staged
+    GROUP BY fields_hash
+    HAVING count(*) > 1
+),
+
+candidates AS (
+    SELECT staged.*
+    FROM staged
+    SEMI JOIN repeated_hashes USING (fields_hash)
+),
+
+ranked AS (
+    SELECT
+        source_file,
+        source_row,
+        row_number() OVER (
+            PARTITION BY event_time, device_key, cell_id, event_type, tac ORDER BY source_file, source_row
+        ) AS copy_number
+    FROM candidates
+)
+
+SELECT source_file, source_row
+FROM ranked
+WHERE copy_number > 1

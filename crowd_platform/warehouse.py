@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import polars as pl
 
 from crowd_platform import settings
 
@@ -37,6 +39,8 @@ PREVIEW_ROWS = 10
 LOCK_ERROR = "Could not set lock on file"
 # Test-only fault injection (docs/reliability.md): inert unless the variable is set.
 CRASH_HOOK_VARIABLE = "CROWD_TEST_CRASH_AFTER"
+# Stages of a DuckDB checkpoint at which the hook can stop it (see _crash_in_checkpoint_for_tests).
+CHECKPOINT_CRASH_STAGES = ("before_header", "after_free_list_write", "before_truncate")
 
 
 class WarehouseLockedError(RuntimeError):
@@ -227,6 +231,7 @@ def write_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[TableWrite], d
             params = bind(write.query, params)
             if days is None:
                 con.execute(f"CREATE OR REPLACE TABLE {write.table} AS {write.query}", params)
+                _crash_here_for_tests(write.table, days)
                 continue
             if not _table_exists(con, write.table):
                 con.execute(f"CREATE TABLE {write.table} AS {write.query}", params)
@@ -249,6 +254,7 @@ def write_tables(con: duckdb.DuckDBPyConnection, writes: Sequence[TableWrite], d
         raise
     for write in writes:
         _crash_here_for_tests(f"{write.table}:committed", days)
+        _crash_in_checkpoint_for_tests(con, write.table, days)
 
 
 def _crash_here_for_tests(point: str, days: DayRange | None) -> None:
@@ -258,9 +264,32 @@ def _crash_here_for_tests(point: str, days: DayRange | None) -> None:
     after that table's rows are written and before the COMMIT; `<schema.table>:committed` right
     after the COMMIT of its transaction; a suffix `@YYYY-MM-DD` only in the write of that day.
     """
-    wanted = os.environ.get(CRASH_HOOK_VARIABLE)
-    if wanted and wanted in (point, f"{point}@{days.first}" if days else None):
+    if _crash_point_wanted(point, days):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _crash_point_wanted(point: str, days: DayRange | None) -> bool:
+    wanted = os.environ.get(CRASH_HOOK_VARIABLE)
+    return bool(wanted) and wanted in (point, f"{point}@{days.first}" if days else None)
+
+
+def _crash_in_checkpoint_for_tests(con: duckdb.DuckDBPyConnection, table: str, days: DayRange | None) -> None:
+    """`<schema.table>:checkpoint-<stage>` (stage: before_header, after_free_list_write,
+    before_truncate): after the COMMIT, checkpoint the WAL into the database file (what closing
+    the connection, or a WAL past `checkpoint_threshold`, does) and kill the process with SIGKILL
+    when DuckDB reaches that stage of the checkpoint (its `debug_checkpoint_abort` setting). The
+    file is then exactly as a crash at that point leaves it; the next open replays the WAL."""
+    for stage in CHECKPOINT_CRASH_STAGES:
+        point = f"{table}:checkpoint-{stage}"
+        if not _crash_point_wanted(point, days):
+            continue
+        con.execute(f"SET debug_checkpoint_abort = '{stage}'")
+        try:
+            con.execute("CHECKPOINT")
+        except duckdb.FatalException as exc:  # DuckDB stops the checkpoint at `stage`
+            print(f"{CRASH_HOOK_VARIABLE}={point}: {exc}", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise RuntimeError(f"{CRASH_HOOK_VARIABLE}={point}: the checkpoint ran to its end")
 
 
 def snapshot_for_reading(database: str | Path, target_dir: str | Path | None = None, timeout_s: float = 600.0) -> Path:
@@ -296,6 +325,8 @@ def table_metadata(
     count_row = con.execute(f"SELECT count(*) FROM {table} {where}", params).fetchone()
     row_count = int(count_row[0]) if count_row else 0
     preview = con.execute(f"FROM {table} {where} LIMIT {PREVIEW_ROWS}", params).pl()
+    # Times as text in Polars: a damaged file can hold a time beyond Python's datetime range.
+    preview = preview.with_columns(pl.col(pl.Datetime, pl.Date).cast(pl.String))
     return {
         "dagster/row_count": dg.MetadataValue.int(row_count),
         "table": dg.MetadataValue.text(table),

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -340,3 +344,76 @@ def test_a_missing_day_folder_fails(failing_run) -> None:
     landing, run = failing_run
     shutil.rmtree(landing / FOLDER)
     assert f"{FOLDER}: no delivery folder for {BAD_DAY}" in run()
+
+
+# --- no raw IMSI anywhere: tables, the Dagster event log, the run's output ---------------------
+
+RUN_DAY = textwrap.dedent(
+    """
+    import datetime as dt, sys
+    from crowd_platform.runner import materialize
+    day = dt.date.fromisoformat(sys.argv[1])
+    materialize(day, day)  # not quiet: the progress lines go to stdout
+    """
+)
+
+
+def imsis_in(text: str, known: set[str]) -> set[str]:
+    """The known IMSIs (14 or 15 digits) inside any run of 14 or more digits of `text`."""
+    return {
+        run[start : start + length]
+        for run in IMSI_LIKE.findall(text)
+        for length in (14, 15)
+        for start in range(len(run) - length + 1)
+        if run[start : start + length] in known
+    }
+
+
+def test_no_raw_imsi_in_any_table_event_log_or_output_of_runs_with_bad_rows(world: BuiltWorld, tmp_path: Path) -> None:
+    """Two runs in a Dagster instance of their own: BAD_DAY with every A and C case (succeeds), then
+    with a CSV whose header is a data row (fails; its message would quote the IMSI). Every table of
+    every schema (each column as text), every file of DAGSTER_HOME (event log, run storage, captured
+    step output) and the processes' stdout and stderr are searched for the IMSIs that landed."""
+    landing, warehouse, home = tmp_path / "landing", tmp_path / "warehouse.duckdb", tmp_path / "dagster_home"
+    shutil.copytree(world.landing, landing)
+    shutil.copy(world.warehouse, warehouse)
+    home.mkdir()
+    write_ac_cases(landing)
+    env = {
+        **os.environ,
+        "CROWD_LANDING_DIR": str(landing),
+        "CROWD_WAREHOUSE": str(warehouse),
+        "DAGSTER_HOME": str(home),
+    }
+    outputs = []
+    for should_succeed in (True, False):
+        if not should_succeed:
+            (landing / FOLDER / "b-no-header.csv").write_text(csv_text(12, 3).split("\n", 1)[1])
+        done = subprocess.run(
+            [sys.executable, "-c", RUN_DAY, BAD_DAY.isoformat()], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert (done.returncode == 0) is should_succeed, done.stderr[-2000:]
+        outputs += [done.stdout, done.stderr]
+    assert "b-no-header.csv: missing required column(s)" in outputs[-1], "the failure is in the output"
+
+    known = {person.imsi for person in world.truth.persons}
+    known |= {imsi(case, n) for case in range(30) for n in range(1, 2001)}
+    landed_text = (landing / FOLDER / "b-no-header.csv").read_text()
+    assert imsis_in(landed_text, known), "the search finds the IMSIs where they are"
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        columns = con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') AND data_type NOT LIKE 'GEOMETRY%'"
+        ).fetchall()
+        assert {schema for schema, _, _ in columns} >= {"staging", "core", "marts", "reference", "ops"}
+        for schema, table, column in columns:
+            values = con.execute(f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM {schema}.{table}').fetchall()
+            found = imsis_in("\n".join(v for (v,) in values if v), known)
+            assert not found, f"raw IMSI in {schema}.{table}.{column}"
+
+    stored = [path for path in home.rglob("*") if path.is_file()]
+    stored_text = "\n".join(path.read_bytes().decode("latin-1") for path in stored)
+    assert "STEP_FAILURE" in stored_text and "staging.rejected_events" in stored_text, "the event log was searched"
+    assert not imsis_in(stored_text, known), "raw IMSI in DAGSTER_HOME (event log, run storage or step output)"
+    assert not imsis_in("\n".join(outputs), known), "raw IMSI in a run's stdout or stderr"

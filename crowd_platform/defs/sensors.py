@@ -9,12 +9,13 @@ materialised too. Until then D+1's folder is still being delivered; its late eve
 picked up once D+1 is materialised.
 (The folder after the last partition is always compared: no later run would read it.)
 
-For the affected days the sensor requests one run of `late_data_job` (staging, core, marts and
-the event layer) over the range of days whose rows can change: by the partition mappings a
-changed staging day reaches core and marts from a few days before it to the home window after
-it (28 nights). The range is clipped to the materialised days; staging is re-run on all of them,
-which is idempotent. The run key is a hash of the folders' fingerprints, so a pending request is
-not repeated on the next tick and a new change gives a new run.
+For the affected days the sensor requests one asset backfill of exactly the partitions whose
+rows can change: staging on the affected days only, and each downstream asset on the days that
+read them through its partition mappings (stays and visits: the neighbouring days; homes: the
+28 nights after), clipped to the materialised days, then the unpartitioned event layer. Dagster's
+backfill daemon runs them in dependency order. The sensor's cursor holds the landing state it
+last requested, so a pending backfill is not requested again on the next tick and a new change
+gives a new backfill.
 """
 
 from __future__ import annotations
@@ -22,60 +23,64 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 from crowd_platform import settings
-from crowd_platform.defs.core.assets import core_assets
-from crowd_platform.defs.marts.assets import marts_assets
 from crowd_platform.defs.staging import ingest
-from crowd_platform.defs.staging.assets import EVENTS, LANDING_FINGERPRINTS, staging_events
+from crowd_platform.defs.staging.assets import EVENTS, LANDING_FINGERPRINTS, STAGING_TABLES
 from crowd_platform.partitions import daily_partitions
 
+# Everything a late file can change: staging and all that is derived from it.
+LATE_DATA_SELECTION = dg.AssetSelection.groups("staging", "core", "marts", "event")
 late_data_job = dg.define_asset_job(
     "late_data_job",
-    selection=dg.AssetSelection.groups("staging", "core", "marts", "event"),
-    description="Re-ingest days whose delivery folders changed after they were materialised, rebuild "
-    "their core facts and marts, then the event KPIs and report (requested by late_data_sensor).",
+    selection=LATE_DATA_SELECTION,
+    description="Re-ingest a range of days, rebuild their core facts and marts, then the event KPIs and "
+    "report (by hand; late_data_sensor requests a backfill of only the partitions that can change).",
 )
+LATE_DAYS_TAG = "crowd/late_days"
 
 PAGE = 1000
 
 
-def downstream_reach(assets: Iterable[dg.AssetsDefinition], source: dg.AssetKey = EVENTS) -> tuple[int, int]:
-    """(lo, hi): a change to `source` on day U can change daily partitions U+lo .. U+hi downstream.
+def downstream_reach(asset_graph: BaseAssetGraph) -> tuple[dict[dg.AssetKey, tuple[int, int]], set[dg.AssetKey]]:
+    """Which partitions a change to staging on day U can change downstream, read from the
+    partition mappings: ({partitioned asset: (lo, hi)}, unpartitioned assets), where the asset's
+    days U+lo .. U+hi can change (staging itself: (0, 0)).
 
-    Read from the partition mappings: downstream day X reading upstream days X+s .. X+e is
-    changed by upstream day U when X lies in U-e .. U-s; offsets add up along each path.
+    Downstream day X reading upstream days X+s .. X+e is changed by upstream day U when X lies in
+    U-e .. U-s; offsets add up along each path, and an asset takes the hull over its parents.
     """
-    specs = {spec.key: spec for assets_def in assets for spec in assets_def.specs if spec.partitions_def}
-    reach: dict[dg.AssetKey, tuple[int, int]] = {source: (0, 0)}
-    changed = True
-    while changed:  # a longest-path relaxation; the graph is a small DAG
-        changed = False
-        for key, spec in specs.items():
-            for dep in spec.deps:
-                if dep.asset_key not in reach or dep.asset_key not in specs:
-                    continue
-                mapping = dep.partition_mapping
-                start, end = (
-                    (mapping.start_offset, mapping.end_offset)
-                    if isinstance(mapping, dg.TimeWindowPartitionMapping)
-                    else (0, 0)
-                )
-                lo, hi = reach[dep.asset_key]
-                new = (lo - end, hi - start)
-                if key in reach:
-                    new = (min(new[0], reach[key][0]), max(new[1], reach[key][1]))
-                if reach.get(key) != new:
-                    reach[key], changed = new, True
-    return min(lo for lo, _ in reach.values()), max(hi for _, hi in reach.values())
-
-
-REACH = downstream_reach([staging_events, *core_assets, *marts_assets])
+    reach: dict[dg.AssetKey, tuple[int, int]] = {key: (0, 0) for key in STAGING_TABLES}
+    whole: set[dg.AssetKey] = set()
+    for key in asset_graph.toposorted_asset_keys:
+        if key in reach:
+            continue
+        node = asset_graph.get(key)
+        windows, whole_parent = [], False
+        for parent in node.parent_keys:
+            if parent in whole:
+                whole_parent = True
+            if parent not in reach:
+                continue
+            mapping = asset_graph.get_partition_mapping(key, parent)
+            start, end = (
+                (mapping.start_offset, mapping.end_offset)
+                if isinstance(mapping, dg.TimeWindowPartitionMapping)
+                else (0, 0)
+            )
+            lo, hi = reach[parent]
+            windows.append((lo - end, hi - start))
+        if node.partitions_def is None and (windows or whole_parent):
+            whole.add(key)  # the event layer reads every day
+        elif windows:
+            reach[key] = (min(lo for lo, _ in windows), max(hi for _, hi in windows))
+    return reach, whole
 
 
 def folders_read(day: str, metadata: Mapping[str, dg.MetadataValue]) -> dict[str, str]:
@@ -131,43 +136,68 @@ def affected_days(recorded: dict[str, dict[str, str]], landing_dir: Path, window
     return affected
 
 
-def late_data_run_request(instance: dg.DagsterInstance, landing_dir: Path) -> dg.RunRequest | None:
-    """The run that brings the materialised days up to date with their delivery folders, if any."""
+def partitions_to_rerun(
+    affected: list[dt.date], reach: Mapping[dg.AssetKey, tuple[int, int]], first: dt.date, last: dt.date
+) -> dict[dg.AssetKey, list[str]]:
+    """For each partitioned asset, the days in first .. last that the affected staging days reach."""
+    wanted: dict[dg.AssetKey, list[str]] = {}
+    for key, (lo, hi) in reach.items():
+        days = {day + dt.timedelta(days=offset) for day in affected for offset in range(lo, hi + 1)}
+        in_window = sorted(day.isoformat() for day in days if first <= day <= last)
+        if in_window:
+            wanted[key] = in_window
+    return wanted
+
+
+def late_data_backfill_request(
+    instance: dg.DagsterInstance, asset_graph: BaseAssetGraph, landing_dir: Path
+) -> tuple[dg.RunRequest, str] | None:
+    """The backfill that brings the materialised days up to date with their delivery folders, if
+    any, and the landing state it answers (a digest of the changed folders' fingerprints)."""
     keys = daily_partitions.get_partition_keys()
-    window_start, window_end = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
+    window_start = dt.date.fromisoformat(keys[0])
+    window_end = dt.date.fromisoformat(keys[-1])
     recorded = recorded_fingerprints(instance, keys)
     affected = affected_days(recorded, landing_dir, window_end)
     if not affected:
         return None
     materialised = sorted(dt.date.fromisoformat(k) for k in recorded)
-    lo, hi = REACH
-    first = max(affected[0] + dt.timedelta(days=lo), window_start, materialised[0])
-    last = min(affected[-1] + dt.timedelta(days=hi), materialised[-1])
+    reach, whole = downstream_reach(asset_graph)
+    selected = LATE_DATA_SELECTION.resolve(asset_graph)  # a sensor's backfill stays inside its selection
+    reach = {key: offsets for key, offsets in reach.items() if key in selected}
+    whole &= selected
+    wanted = partitions_to_rerun(affected, reach, max(window_start, materialised[0]), materialised[-1])
     folders = sorted({folder for day in affected for folder in recorded[day.isoformat()]})
     state = {folder: folder_now(landing_dir, folder) for folder in folders}
     digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:12]
-    return dg.RunRequest(
-        run_key=f"late-data-{first}-{last}-{digest}",
-        job_name=late_data_job.name,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-            "crowd/late_days": ",".join(day.isoformat() for day in affected),
+    subset = AssetGraphSubset(
+        partitions_subsets_by_asset_key={
+            key: daily_partitions.subset_with_partition_keys(days) for key, days in wanted.items()
         },
+        non_partitioned_asset_keys=whole,
     )
+    tags = {LATE_DAYS_TAG: ",".join(day.isoformat() for day in affected), "crowd/landing_state": digest}
+    return dg.RunRequest.for_asset_graph_subset(subset, tags=tags), digest
 
 
 @dg.sensor(
-    job=late_data_job,
+    asset_selection=LATE_DATA_SELECTION,
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Every 5 minutes: compares the delivery folders of materialised days with what their "
-    "last staging run read; files that landed or changed since trigger a re-run of the affected days "
-    "and everything downstream, then the event layer. Turn it on under Automation.",
+    "last staging run read; files that landed or changed since trigger a backfill of staging on the "
+    "affected days and of the downstream partitions that read them, then the event layer. Turn it on "
+    "under Automation (backfills need the daemon, as sensors do).",
 )
 def late_data_sensor(context: dg.SensorEvaluationContext):
-    request = late_data_run_request(context.instance, settings.landing_dir())
-    if request is None:
+    assert context.repository_def is not None
+    found = late_data_backfill_request(context.instance, context.repository_def.asset_graph, settings.landing_dir())
+    if found is None:
         return dg.SkipReason("no file landed or changed in a materialised day's delivery folders")
-    context.log.info(f"late data for {request.tags['crowd/late_days']}: re-running {request.run_key}")
-    return request
+    request, state = found
+    if context.cursor == state:  # requested on an earlier tick; its staging runs have not finished yet
+        return dg.SkipReason(f"a backfill for landing state {state} was already requested")
+    assert request.asset_graph_subset is not None
+    partitions = request.asset_graph_subset.num_partitions_and_non_partitioned_assets
+    context.log.info(f"late data for {request.tags[LATE_DAYS_TAG]}: backfill of {partitions} asset partitions")
+    return dg.SensorResult(run_requests=[request], cursor=state)

@@ -14,6 +14,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crowd_platform.defs.staging.manifest import write_manifest
+
 from .config import WorldConfig
 from .dirt import MALFORMED_IMSIS, UNKNOWN_CELLS, Batch
 from .geography import HOST_CODE, Geography, cells_reference
@@ -112,6 +114,10 @@ class EventWriter:
                     data = path.read_bytes()
                     path.write_bytes(data[: int(len(data) * 0.6)])
             paths.append(path)
+        # The producer's list of the delivery (name, size, SHA-256), checked at ingest. Written from
+        # the bytes on disk, so the truncated file above stands for a file cut short before it was
+        # delivered (the reader finds it unreadable), not for damage in transfer (the manifest's case).
+        write_manifest(folder, paths)
         return paths
 
     def _write_csv(self, tbl: pa.Table, path: Path, gz: bool) -> None:

@@ -1,5 +1,7 @@
--- marts.home_municipality_daily: visits and visitors per zone, day and municipality_code, extrapolated;
--- groups under $k distinct devices are suppressed (counts empty, suppressed true).
+-- marts.home_municipality_daily: visits and visitors per zone, day and municipality_code, extrapolated. Suppressed rows
+-- (counts empty) are those of marts.suppression_ledger: under $k distinct devices (primary_k), or
+-- hidden against differencing (secondary_*); docs/disclosure.md. Raw counts exact, estimates
+-- rounded to the nearest 10.
 WITH
 visitor_days AS (
     SELECT event_date, zone_id, home_municipality AS municipality_code, device_key, count(*) AS visits
@@ -20,16 +22,32 @@ counted AS (
     FROM visitor_days
     JOIN core.device_weights AS weights USING (event_date, device_key)
     GROUP BY ALL
+),
+
+ledger AS (
+    SELECT event_date, zone_id, group_key AS municipality_code, suppression_rule
+    FROM marts.suppression_ledger
+    WHERE mart = 'marts.home_municipality_daily' AND event_date BETWEEN $first_day AND $last_day
+),
+
+publishable AS (
+    SELECT
+        counted.*,
+        -- The ledger decides; a group under k is suppressed even if the ledger were stale.
+        coalesce(ledger.suppression_rule, CASE WHEN counted.visitors < $k THEN 'primary_k' END) AS suppression_rule
+    FROM counted
+    LEFT JOIN ledger USING (event_date, zone_id, municipality_code)
 )
 
 SELECT
     event_date,
     zone_id,
     municipality_code,
-    CASE WHEN visitors >= $k THEN visits END AS visits,
-    CASE WHEN visitors >= $k THEN visitors END AS visitors,
-    CASE WHEN visitors >= $k THEN round(visits_est) END AS visits_est,
-    CASE WHEN visitors >= $k THEN round(visitors_est) END AS visitors_est,
-    visitors < $k AS suppressed
-FROM counted
+    CASE WHEN suppression_rule IS NULL THEN visits END AS visits,
+    CASE WHEN suppression_rule IS NULL THEN visitors END AS visitors,
+    CASE WHEN suppression_rule IS NULL THEN round(visits_est, -1) END AS visits_est,
+    CASE WHEN suppression_rule IS NULL THEN round(visitors_est, -1) END AS visitors_est,
+    suppression_rule IS NOT NULL AS suppressed,
+    suppression_rule
+FROM publishable
 ORDER BY event_date, zone_id, municipality_code

@@ -1,5 +1,8 @@
 -- marts.zone_daily: visits and visitors per zone and day, extrapolated to the population with
--- 95 % intervals; groups under $k distinct devices are suppressed (counts empty).
+-- 95 % intervals. Suppressed rows (counts empty) are those of marts.suppression_ledger: under $k
+-- distinct devices (primary_k), or hidden so that no suppressed cell can be recovered by
+-- differencing (secondary_*); docs/disclosure.md. Raw counts are exact; estimates are rounded to
+-- the nearest 10 and their intervals outward to multiples of 10 (so they still contain them).
 -- Variance of an estimate v / p for a group of v devices and share p: binomial sampling of who
 -- is a subscriber, v (1 - p) / p^2, plus the share's own error, (v / p)^2 * var(p) / p^2.
 WITH
@@ -54,24 +57,36 @@ dwell AS (
     GROUP BY ALL
 ),
 
+ledger AS (
+    SELECT event_date, zone_id, suppression_rule
+    FROM marts.suppression_ledger
+    WHERE mart = 'marts.zone_daily' AND event_date BETWEEN $first_day AND $last_day
+),
+
 publishable AS (
-    SELECT zone_estimates.*, dwell.median_dwell_min, zone_estimates.visitors < $k AS suppressed
+    SELECT
+        zone_estimates.*,
+        dwell.median_dwell_min,
+        -- The ledger decides; a group under k is suppressed even if the ledger were stale.
+        coalesce(ledger.suppression_rule, CASE WHEN zone_estimates.visitors < $k THEN 'primary_k' END) AS suppression_rule
     FROM zone_estimates
     JOIN dwell USING (event_date, zone_id)
+    LEFT JOIN ledger USING (event_date, zone_id)
 )
 
 SELECT
     event_date,
     zone_id,
-    CASE WHEN NOT suppressed THEN visits END AS visits,
-    CASE WHEN NOT suppressed THEN visitors END AS visitors,
-    CASE WHEN NOT suppressed THEN round(visits_est) END AS visits_est,
-    CASE WHEN NOT suppressed THEN round(greatest(visits_est - $z * visitors_se * visits_est / visitors_est, visits)) END AS visits_est_low,
-    CASE WHEN NOT suppressed THEN round(visits_est + $z * visitors_se * visits_est / visitors_est) END AS visits_est_high,
-    CASE WHEN NOT suppressed THEN round(visitors_est) END AS visitors_est,
-    CASE WHEN NOT suppressed THEN round(greatest(visitors_est - $z * visitors_se, visitors)) END AS visitors_est_low,
-    CASE WHEN NOT suppressed THEN round(visitors_est + $z * visitors_se) END AS visitors_est_high,
-    CASE WHEN NOT suppressed THEN round(median_dwell_min, 1) END AS median_dwell_min,
-    suppressed
+    CASE WHEN suppression_rule IS NULL THEN visits END AS visits,
+    CASE WHEN suppression_rule IS NULL THEN visitors END AS visitors,
+    CASE WHEN suppression_rule IS NULL THEN round(visits_est, -1) END AS visits_est,
+    CASE WHEN suppression_rule IS NULL THEN floor(greatest(visits_est - $z * visitors_se * visits_est / visitors_est, visits) / 10) * 10 END AS visits_est_low,
+    CASE WHEN suppression_rule IS NULL THEN ceil((visits_est + $z * visitors_se * visits_est / visitors_est) / 10) * 10 END AS visits_est_high,
+    CASE WHEN suppression_rule IS NULL THEN round(visitors_est, -1) END AS visitors_est,
+    CASE WHEN suppression_rule IS NULL THEN floor(greatest(visitors_est - $z * visitors_se, visitors) / 10) * 10 END AS visitors_est_low,
+    CASE WHEN suppression_rule IS NULL THEN ceil((visitors_est + $z * visitors_se) / 10) * 10 END AS visitors_est_high,
+    CASE WHEN suppression_rule IS NULL THEN round(median_dwell_min, 1) END AS median_dwell_min,
+    suppression_rule IS NOT NULL AS suppressed,
+    suppression_rule
 FROM publishable
 ORDER BY event_date, zone_id

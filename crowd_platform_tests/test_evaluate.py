@@ -75,6 +75,17 @@ def _write_truth(folder: Path) -> None:
         ],
         schema=["event_id", "metric", "zone_id", "value", "value_subscribers", "note"],
         orient="row",
+    ).with_columns(other_zone_id=pl.lit(""), category=pl.lit("")).vstack(
+        pl.DataFrame(
+            [  # KPIs keyed by a second zone or a category
+                ("h22", "zone_overlap", CITY, OCEAN, "", 400.0, 160.0, None),
+                ("h22", "days_attended", "", "", "1", 500.0, 200.0, None),
+                ("h22", "days_attended", "", "", "2", 120.0, 48.0, None),
+                ("h22", "uplift", "", "", "", 900.0, 360.0, None),
+            ],
+            schema=["event_id", "metric", "zone_id", "other_zone_id", "category", "value", "value_subscribers", "note"],
+            orient="row",
+        ).select("event_id", "metric", "zone_id", "value", "value_subscribers", "note", "other_zone_id", "category")
     ).write_parquet(folder / "event_kpis.parquet")
     pl.DataFrame(
         [(i, *p[:5], p[5], "35000000") for i, p in enumerate(PERSONS.values())],
@@ -93,7 +104,9 @@ def _write_truth(folder: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps({"summary": {"scale": 0.01, "seed": 7}}))
 
 
-def _write_warehouse(path: Path) -> None:
+def _write_warehouse(path: Path, legacy_kpi_table: bool = False) -> None:
+    """The warehouse; `legacy_kpi_table`: the KPIs in event.event_kpis without the newer columns (a warehouse
+    built before the table moved to marts)."""
     con = duckdb.connect(str(path))
     for schema in ("marts", "event", "core"):
         con.execute(f"CREATE SCHEMA {schema}")
@@ -113,14 +126,28 @@ def _write_warehouse(path: Path) -> None:
             # D2 oceanhamnen: no row although 600 true visitors (missing); D2 havoteket: nobody
         ],
     )
+    table = "event.event_kpis" if legacy_kpi_table else "marts.event_kpis"
     con.execute(
-        """
-        CREATE TABLE event.event_kpis (event_id VARCHAR, metric VARCHAR, zone_id VARCHAR, value DOUBLE,
+        f"""
+        CREATE TABLE {table} (event_id VARCHAR, metric VARCHAR, zone_id VARCHAR, value DOUBLE,
             low DOUBLE, high DOUBLE, suppressed BOOLEAN, event_date DATE)
         """
     )
+    if not legacy_kpi_table:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN other_zone_id VARCHAR")
+        con.execute(f"ALTER TABLE {table} ADD COLUMN category VARCHAR")
+        con.executemany(
+            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            [
+                ("h22", "zone_overlap", CITY, 200, 180, 220, False, OCEAN, None),  # -50 %, missed; not a headline
+                ("h22", "days_attended", None, 520, 480, 560, False, None, "1"),  # +4 %, covered
+                ("h22", "days_attended", None, 118, 100, 130, False, None, "2"),  # covered
+                ("h22", "uplift", None, 1000, 700, 1300, False, None, None),  # +11 %, covered
+            ],
+        )
     con.executemany(
-        "INSERT INTO event.event_kpis VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {table} (event_id, metric, zone_id, value, low, high, suppressed, event_date) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             ("h22", "visits", CITY, 1030, 1000, 1100, False, None),  # +3 %, covered
             ("h22", "visits", None, 2000, 1900, 2100, False, None),  # -20 %, missed
@@ -222,8 +249,36 @@ def test_kpis(result: EvaluationResult) -> None:
     unpublished = result.tables["kpis"].filter(pl.col("metric").is_null())
     assert sorted(unpublished["truth_metric"]) == ["countries", "international_share"]
     assert set(unpublished["status"]) == {"not_published"}
-    assert result.summary["kpis_compared"] == 4 and result.summary["kpis_suppressed"] == 1
+    assert result.summary["kpis_compared"] == 8 and result.summary["kpis_suppressed"] == 1
+    # The 3 % bar holds against DESIGN's headline KPIs: the overlap's -50 % does not count there.
     assert result.summary["kpi_max_abs_rel_error"] == pytest.approx(0.25)
+
+
+def test_kpis_keyed_by_a_second_zone_or_a_category_and_their_coverage(result: EvaluationResult) -> None:
+    kp = {
+        (r["metric"], r["zone_id"], r["other_zone_id"], r["category"]): r
+        for r in result.tables["kpis"].iter_rows(named=True)
+    }
+    overlap = kp[("zone_overlap", CITY, OCEAN, "")]
+    assert overlap["rel_error"] == pytest.approx(-0.5) and overlap["interval_covers"] is False
+    assert overlap["headline"] is False
+    assert kp[("days_attended", "", "", "1")]["true_value"] == 500.0
+    assert kp[("days_attended", "", "", "2")]["interval_covers"] is True
+    assert kp[("uplift", "", "", "")]["rel_error"] == pytest.approx(1000 / 900 - 1)
+    assert kp[("visits", CITY, "", "")]["headline"] is True
+    # Intervals: visits CITY, days_attended 1 and 2, uplift cover; visits total, overlap, peak_day miss.
+    covering = result.tables["kpis"].filter(pl.col("interval_covers").is_not_null())
+    assert result.summary["kpis_with_interval"] == covering.height == 7
+    assert result.summary["kpi_interval_coverage"] == pytest.approx(4 / 7)
+
+
+def test_a_warehouse_with_the_kpis_in_the_old_place_still_evaluates(tmp_path: Path) -> None:
+    _write_truth(tmp_path / "truth")
+    _write_warehouse(tmp_path / "warehouse.duckdb", legacy_kpi_table=True)
+    legacy = evaluate(tmp_path / "warehouse.duckdb", tmp_path / "truth", KEY)
+    kp = {(r["metric"], r["zone_id"]): r for r in legacy.tables["kpis"].iter_rows(named=True)}
+    assert kp[("visits", CITY)]["rel_error"] == pytest.approx(0.03)
+    assert legacy.summary["kpis_compared"] == 4
 
 
 def test_homes(result: EvaluationResult) -> None:

@@ -28,7 +28,7 @@ CONTRACT_COLUMNS = {
     "marts.home_municipality_daily": ["event_date", "zone_id", "municipality_code", "visits", "visitors",
                                       "visits_est", "visitors_est", "suppressed"],
     "marts.zone_hourly": ["event_date", "hour", "zone_id", "present_est", "suppressed"],
-    "event.event_kpis": ["event_id", "metric", "zone_id", "value", "low", "high", "suppressed"],
+    "marts.event_kpis": ["event_id", "metric", "zone_id", "value", "low", "high", "suppressed"],
 }  # fmt: skip
 TIMESTAMPTZ_COLUMNS = {
     ("staging.events", "event_time"),
@@ -57,7 +57,7 @@ def test_contract_table_has_its_columns_and_rows(world: BuiltWorld, table: str) 
     frame = _read(world, f"FROM {table}")
     assert set(CONTRACT_COLUMNS[table]) <= set(frame.columns)
     assert frame.height > 0, f"{table} is empty"
-    if "event_date" in frame.columns and table != "event.event_kpis":
+    if "event_date" in frame.columns and table != "marts.event_kpis":
         assert frame["event_date"].min() >= FIRST_DAY and frame["event_date"].max() <= LAST_DAY
     with duckdb.connect(str(world.warehouse), read_only=True) as con:
         types = dict(con.execute(f"SELECT column_name, data_type FROM information_schema.columns "
@@ -184,7 +184,7 @@ def test_raw_visitors_match_the_planned_visits(world: BuiltWorld) -> None:
 
 
 def test_event_kpis_have_the_headline_metrics(world: BuiltWorld) -> None:
-    kpis = _read(world, "FROM event.event_kpis")
+    kpis = _read(world, "FROM marts.event_kpis")
     assert {"visits", "unique_visitors", "countries", "municipalities", "international_share",
             "median_dwell_min", "peak_day"} <= set(kpis["metric"])  # fmt: skip
     total = kpis.filter((pl.col("metric") == "visits") & pl.col("zone_id").is_null()).row(0, named=True)

@@ -15,13 +15,17 @@ import duckdb
 import pytest
 
 from crowd_platform import report
-from crowd_platform.report import queries, svg
+from crowd_platform.report import breakdowns, html, queries, svg
 from crowd_platform.warehouse import Warehouse
 from crowd_platform_tests.conftest import BuiltWorld
 
-SECTIONS = ["headline", "daily", "hourly", "countries", "municipalities", "dwell"]
+SECTIONS = ["headline", "daily", "uplift", "overlap", "attendance", "returning", "hourly", "countries",
+            "municipalities", "dwell"]  # fmt: skip
+# The test world has no baseline weeks: the uplift and returning sections say so instead of a chart.
 CHART_TITLES = [
     "Visitors per day in each main zone",
+    "Visitors of one zone who also visited another",
+    "Visitors by days attended",
     "People present per hour on the peak day",
     "Origin countries",
     "Home municipalities of visitors",
@@ -59,12 +63,23 @@ def test_report_is_self_contained(rendered: tuple[Path, dict[str, str]]) -> None
 
 def test_markdown_sections_for_dagster(rendered: tuple[Path, dict[str, str]]) -> None:
     sections = rendered[1]
-    assert list(sections) == ["headline", "daily visitors per zone", "top countries", "top municipalities"]
+    assert list(sections) == ["headline", "daily visitors per zone", "top countries", "top municipalities", "uplift",
+                              "days attended", "zone overlap"]  # fmt: skip
     assert "| figure |" in sections["headline"] and "Unique visitors" in sections["headline"]
+    assert "Days attended per visitor" in sections["headline"]
     assert "| date | Area A | Area B |" in sections["daily visitors per zone"]
     assert "2022-06-01" in sections["daily visitors per zone"]
-    for text in sections.values():
-        assert text.startswith("|") or text.startswith("Visitors per day")
+    assert sections["uplift"].startswith("No uplift")  # no baseline weeks in the test world
+    assert "| visitors | estimate | 95 % interval |" in sections["days attended"]
+    assert "| Area A | Venue V |" in sections["zone overlap"]
+    for name, text in sections.items():
+        assert text.startswith("|") or text.startswith("Visitors per day") or name == "uplift"
+
+
+def test_headline_keeps_breakdowns_out(rendered: tuple[Path, dict[str, str]]) -> None:
+    headline = rendered[1]["headline"]
+    assert "Visitors of both zones" not in headline and "Visitors by days attended" not in headline
+    assert headline.count("| Unique visitors |") == 1  # event-wide only; per zone in the overlap section
 
 
 def _chromium() -> str:
@@ -89,6 +104,7 @@ def test_chromium_renders_the_charts(rendered: tuple[Path, dict[str, str]], tmp_
     dom = result.stdout
     assert dom.count("<svg") == len(CHART_TITLES)
     assert "Visitors per day in each main zone" in dom
+    assert "Zone overlap" in dom and "Days attended and visits per visitor" in dom
     assert "Headline figures" in dom
     assert dom.count("<path") > 10  # the map's municipalities
 
@@ -137,3 +153,66 @@ def test_map_classes_and_ticks() -> None:
     assert svg.class_breaks([]) == []
     assert svg.nice_ticks(0, 37_930) == [0, 10_000, 20_000, 30_000, 40_000]
     assert svg.fmt_compact(1_250_000) == "1.25M"
+
+
+# --- the breakdown sections on a hand-made warehouse with baseline weeks -------------------------------
+
+
+@pytest.fixture(scope="module")
+def baseline_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[html.Page, queries.Event]:
+    """marts.event_kpis of a hand-made world with two baseline weeks (test_event_kpis), for the page's sections."""
+    from crowd_platform_tests import test_event_kpis as world
+
+    folder = tmp_path_factory.mktemp("baseline_report")
+    visits = world.baseline_world(world.people("r", 14), world.people("x", 25), [12] * 14)
+    visits += world.visits_of(world.people("x", 12), world.EVENT_DAYS[:1], "area_b")  # in both zones
+    world.compute_kpis(folder, visits, held_days=world.BASELINE + world.EVENT_DAYS)
+    con = duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True)
+    event = queries.events(con)[0]
+    return html.Page(con), event
+
+
+def test_uplift_section_shows_each_zone_with_its_interval(baseline_page: tuple[html.Page, queries.Event]) -> None:
+    page, event = baseline_page
+    section = page.uplift_section(event)
+    rows = {r["zone_id"]: r for r in breakdowns.uplift_rows(page.con, event)}
+    assert set(rows) == {"area_a", "area_b", None}
+    uplift_a = rows["area_a"]["uplift"]
+    assert f"+{uplift_a['value']:,.0f}" in section
+    assert f"{uplift_a['low']:,.0f} \u2013 {uplift_a['high']:,.0f}" in section
+    assert rows["area_a"]["normal"] == rows["area_a"]["visits"]["value"] - uplift_a["value"]
+    assert section.count("<svg") == 1 and "Uplift over the baseline weeks, Expo" in section
+    assert f"Methodology {html.METHODOLOGY_VERSION}" in section
+
+
+def test_returning_and_attendance_sections(baseline_page: tuple[html.Page, queries.Event]) -> None:
+    page, event = baseline_page
+    returning = page.returning_section(event)
+    history = breakdowns.visitor_history(page.con, event)
+    assert history["returning_share"] == pytest.approx(
+        history["returning"]["value"] / (history["returning"]["value"] + history["first_time"]["value"])
+    )
+    assert f"{history['returning_share'] * 100:.0f} % of the visitors" in returning
+    assert returning.count("<svg") == 1
+    attendance = page.attendance_section(event)
+    assert "Mean days attended" in attendance and "visits per visitor" in attendance
+    assert "6 days or more" in attendance
+
+
+def test_overlap_matrix_is_symmetric_with_unique_visitors_on_the_diagonal(
+    baseline_page: tuple[html.Page, queries.Event],
+) -> None:
+    page, event = baseline_page
+    matrix = breakdowns.overlap_matrix(page.con, event)
+    assert matrix.zones == ["area_a", "area_b"]
+    assert matrix.pairs[("area_a", "area_b")] is matrix.pairs[("area_b", "area_a")]
+    section = page.overlap_section(event)
+    assert "the zone&#x27;s unique visitors" in section and section.count("<svg") == 1
+    for zone in matrix.zones:
+        assert svg.fmt_compact(matrix.unique[zone]["value"]) in section
+
+
+def test_bar_chart_draws_negative_values_left_of_zero() -> None:
+    chart = svg.bar_chart("t", [svg.Bar("up", 120, 80, 160), svg.Bar("down", -40, -90, 10)], "x")
+    assert "-50" in chart or "\u221250" in chart or "-100" in chart  # the axis reaches below zero
+    assert chart.count("<rect") == 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from crowd_platform.evaluate.load import EVENT_WIDE, Published, Truth
+from crowd_platform.evaluate.load import EVENT_WIDE, KPI_KEY_PARTS, Published, Truth
 
 TOLERANCE = 1e-9  # "within 10 %" includes exactly 10 %, which floating point may put a hair above
 
@@ -25,6 +25,9 @@ KPI_TRUTH = {
     "median_dwell_min": ("median_dwell_min", "value"),
     "peak_day": ("peak_day_visits", "value"),
 }
+# The KPIs that DESIGN section 4 asks for at least; the accuracy bar "each event KPI within 3 %" is held
+# against these (the other KPIs are compared and their intervals' coverage reported, see summary).
+HEADLINE_METRICS = frozenset(KPI_TRUTH)
 
 
 def _rel_error(published: pl.Expr, true: pl.Expr) -> pl.Expr:
@@ -132,12 +135,12 @@ def kpis(published: Published, truth: Truth) -> pl.DataFrame:
     true = truth.event_kpis.select(
         "event_id",
         pl.col("metric").alias("truth_metric"),
-        "zone_id",
+        *KPI_KEY_PARTS,
         pl.col("value").alias("_true_all"),
         pl.col("value_subscribers").alias("_true_subscribers"),
         pl.col("note").alias("true_note"),
     )
-    joined = pub.join(true, on=["event_id", "truth_metric", "zone_id"], how="full", coalesce=True)
+    joined = pub.join(true, on=["event_id", "truth_metric", *KPI_KEY_PARTS], how="full", coalesce=True)
     true_value = (
         pl.when(pl.col("truth_column") == "value_subscribers")
         .then(pl.col("_true_subscribers"))
@@ -164,11 +167,21 @@ def kpis(published: Published, truth: Truth) -> pl.DataFrame:
         .then(pl.col("true_value").is_between(pl.col("low"), pl.col("high")))
         .alias("interval_covers"),
         peak_note.alias("note"),
+        # A headline KPI: one of DESIGN's list, event-wide or per zone (not a pair, category or zone's unique).
+        (
+            pl.col("metric").is_in(list(HEADLINE_METRICS))
+            & (pl.col("other_zone_id") == EVENT_WIDE)
+            & (pl.col("category") == EVENT_WIDE)
+            & ((pl.col("metric") != "unique_visitors") | (pl.col("zone_id") == EVENT_WIDE))
+        )
+        .fill_null(False)
+        .alias("headline"),
     ).with_columns(pl.col("rel_error").abs().alias("abs_rel_error"))
     return out.select(
         "event_id",
         "metric",  # empty for truth KPIs the pipeline does not publish
-        "zone_id",
+        *KPI_KEY_PARTS,
+        "headline",
         "truth_metric",
         "truth_column",
         "status",
@@ -180,7 +193,7 @@ def kpis(published: Published, truth: Truth) -> pl.DataFrame:
         "abs_rel_error",
         "interval_covers",
         "note",
-    ).sort("event_id", "truth_metric", "zone_id", "metric", nulls_last=True)
+    ).sort("event_id", "truth_metric", *KPI_KEY_PARTS, "metric", nulls_last=True)
 
 
 def homes(published: Published, truth: Truth) -> pl.DataFrame:
@@ -231,4 +244,14 @@ def visitor_classes(published: Published, truth: Truth) -> pl.DataFrame:
     return pl.DataFrame(data, schema=schema)
 
 
-__all__ = ["EVENT_WIDE", "KPI_TRUTH", "VISITOR_CLASSES", "homes", "kpis", "visitor_classes", "zone_days", "zones"]
+__all__ = [
+    "EVENT_WIDE",
+    "HEADLINE_METRICS",
+    "KPI_TRUTH",
+    "VISITOR_CLASSES",
+    "homes",
+    "kpis",
+    "visitor_classes",
+    "zone_days",
+    "zones",
+]

@@ -19,6 +19,8 @@ import polars as pl
 from crowd_platform.pseudonym import pseudonymise
 
 EVENT_WIDE = ""  # zone_id of an event-wide KPI: NULL in the warehouse, "" in the truth; normalised to ""
+# The key of a KPI beyond event and metric; absent parts are NULL in the warehouse and normalised to "".
+KPI_KEY_PARTS = ("zone_id", "other_zone_id", "category")
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,9 @@ class Published:
 
     days: list[dt.date]
     zone_daily: pl.DataFrame  # event_date, zone_id, visitors, visitors_est, _low, _high, suppressed
-    event_kpis: pl.DataFrame  # event_id, metric, zone_id ("" = event-wide), value, low, high, suppressed, event_date
+    # event_id, metric, zone_id ("" = event-wide), other_zone_id, category ("" = none), value, low, high,
+    # suppressed, event_date
+    event_kpis: pl.DataFrame
     device_homes: pl.DataFrame  # device_key, event_date (latest in the window), home_municipality
     device_classes: pl.DataFrame  # device_key, visitor_class (most frequent over its visits), visits
 
@@ -59,8 +63,12 @@ def load_published(warehouse: Path) -> Published:
     try:
         needed = [("marts", "zone_daily"), ("core", "device_homes"), ("core", "zone_visits")]
         absent = [f"{schema}.{table}" for schema, table in needed if not _has_table(con, schema, table)]
-        if not (_has_table(con, "event", "event_kpis") or _has_table(con, "marts", "event_kpis")):
-            absent.append("event.event_kpis")
+        # marts.event_kpis (DESIGN section 4); a warehouse built before the move has event.event_kpis.
+        kpi_table = next(
+            (f"{s}.event_kpis" for s in ("marts", "event") if _has_table(con, s, "event_kpis")), "marts.event_kpis"
+        )
+        if not _has_table(con, *kpi_table.split(".")):
+            absent.append("marts.event_kpis")
         if absent:
             raise ValueError(f"warehouse {warehouse} lacks {', '.join(absent)}: materialise the pipeline first")
         zone_daily = _frame(
@@ -72,12 +80,15 @@ def load_published(warehouse: Path) -> Published:
         )
         days = sorted(set(zone_daily["event_date"].to_list()))
         first, last = (days[0], days[-1]) if days else (dt.date(1, 1, 1), dt.date(1, 1, 1))
-        # DESIGN names it marts.event_kpis; the pipeline builds it in the event schema.
-        kpi_table = "event.event_kpis" if _has_table(con, "event", "event_kpis") else "marts.event_kpis"
+        columns = {row[0] for row in con.execute(f"DESCRIBE {kpi_table}").fetchall()}
+        key = ", ".join(
+            f"coalesce({part}, '{EVENT_WIDE}') AS {part}" if part in columns else f"'{EVENT_WIDE}' AS {part}"
+            for part in KPI_KEY_PARTS
+        )
         event_kpis = _frame(
             con,
             f"""
-            SELECT event_id, metric, coalesce(zone_id, '{EVENT_WIDE}') AS zone_id,
+            SELECT event_id, metric, {key},
                    CAST(value AS DOUBLE) AS value, CAST(low AS DOUBLE) AS low, CAST(high AS DOUBLE) AS high,
                    suppressed, CAST(event_date AS DATE) AS event_date
             FROM {kpi_table} ORDER BY ALL
@@ -119,7 +130,12 @@ def load_published(warehouse: Path) -> Published:
 
 def load_truth(truth_dir: Path, key: bytes) -> Truth:
     zone_daily = pl.read_parquet(truth_dir / "zone_daily.parquet")
-    event_kpis = pl.read_parquet(truth_dir / "event_kpis.parquet").with_columns(pl.col("zone_id").fill_null(EVENT_WIDE))
+    event_kpis = pl.read_parquet(truth_dir / "event_kpis.parquet")
+    # Truth folders written before the KPIs had other_zone_id and category lack those columns.
+    event_kpis = event_kpis.with_columns(
+        (pl.col(part) if part in event_kpis.columns else pl.lit(None, pl.String)).fill_null(EVENT_WIDE).alias(part)
+        for part in KPI_KEY_PARTS
+    )
     # Only subscribers (and roamers) produce events, so only they can have a device key.
     persons = pl.read_parquet(
         truth_dir / "persons.parquet",

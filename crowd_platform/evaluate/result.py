@@ -19,7 +19,8 @@ TABLE_NOTES = {
     "zone_days": "Rows with true visitors or a published row (the CSV also has the empty zone-days). "
     "Published `visitors_est` vs the true visitors (everybody), raw `visitors` vs the true subscriber "
     "visitors, and the oracle's error; errors are `published / true - 1`, filled for `compared` rows only.",
-    "kpis": "Each event KPI vs the truth's `event_kpis.parquet` (`truth_metric`, `truth_column`).",
+    "kpis": "Each event KPI vs the truth's `event_kpis.parquet` (`truth_metric`, `truth_column`); `headline` marks "
+    "DESIGN's list, which the 3 % bar is held against; `interval_covers` whether the 95 % interval holds the truth.",
     "home_outcomes": "Home municipality on each device's latest day in the window, by outcome.",
     "homes": "Per domestic subscriber device with a true home that `core.device_homes` knows.",
     "visitor_classes": "Devices with a visit: true `visitor_class` (rows) vs the pipeline's most frequent class "

@@ -1,9 +1,11 @@
 """The event report: the KPI table for people to read, as text (CLI), Markdown (Dagster) and HTML.
 
 `event_report.html` is one self-contained file (inline CSS and SVG charts, no scripts, nothing fetched)
-with, per event: the headline KPIs beside the press release's figures, daily visitors per main zone,
+with, per event: the headline KPIs beside the press release's figures, daily visitors per main zone, the
+uplift over the baseline weeks, the zone-overlap matrix, days attended, first-time vs returning visitors,
 hourly presence on the peak day, origin countries, a map of home municipalities and the dwell-time
-distribution. Modules: `queries` (what is read), `svg` (charts), `html` (the page), `tables` (text/Markdown).
+distribution (docs/publication.md). Modules: `queries` (what is read), `breakdowns` (the breakdown KPIs as
+rows), `svg` (charts), `html` (the page), `tables` (text/Markdown).
 """
 
 from crowd_platform.report.html import render_html, write_report

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from crowd_platform.methodology import METHODOLOGY_VERSION, Methodology
-from crowd_platform.report import queries, svg
+from crowd_platform.report import breakdowns, queries, svg
 from crowd_platform.report.svg import DASH, esc, fmt_int
 from crowd_platform.report.tables import headline_display
 
@@ -56,12 +56,16 @@ details{margin-top:.6rem}summary{cursor:pointer;color:var(--accent)}
 """
 
 SOURCE_NOTE = {
-    "headline": "event.event_kpis",
+    "headline": "marts.event_kpis",
     "daily": "marts.zone_daily",
     "hourly": "marts.zone_hourly",
     "countries": "marts.origin_country_daily",
     "municipalities": "marts.home_municipality_daily, reference.municipalities",
     "dwell": "core.zone_visits (restricted; only binned counts are published)",
+    "uplift": "marts.event_kpis (uplift, visits)",
+    "overlap": "marts.event_kpis (unique_visitors, zone_overlap)",
+    "attendance": "marts.event_kpis (days_attended, days_attended_mean, visits_per_visitor)",
+    "returning": "marts.event_kpis (first_time_visitors, returning_visitors)",
 }
 
 
@@ -83,6 +87,7 @@ def _table(rows: list[dict[str, str]], columns: list[tuple[str, str]], text_colu
 
 
 TOP_COUNTRIES = 25
+RETURNING_TITLE = "First-time and returning visitors"
 
 
 def _plural(n: int, one: str, many: str) -> str:
@@ -392,6 +397,201 @@ class Page:
         )
         return self.section(f"{event.event_id}-dwell", "Dwell time of visits", how, body, "dwell")
 
+    def uplift_section(self, event: queries.Event) -> str:
+        rows = breakdowns.uplift_rows(self.con, event)
+        how = (
+            "How many visits the event brought beyond a normal day in the same zones. The normal level of each "
+            "event day is the mean of the same weekday in the baseline weeks before the event (up to four weeks "
+            "that the warehouse holds); the uplift adds, over the event's days, the visits (one per person, zone "
+            "and day) minus that level. Its 95 % interval includes the sampling error of both periods and the "
+            "baseline's day-to-day variation. A negative uplift means fewer visits than on normal days."
+        )
+        if not rows:
+            body = (
+                '<p class="empty">No uplift: the warehouse does not hold baseline days for every weekday of the '
+                "event (materialise the weeks before it).</p>"
+            )
+            return self.section(f"{event.event_id}-uplift", "Uplift over the baseline weeks", how, body, "uplift")
+        bars = []
+        for r in rows:
+            up = r["uplift"]
+            text = f"{r['zone']}: {breakdowns.value_text(up, '{:+,.0f}')}"
+            if not up["suppressed"]:
+                text += f" (95 %: {breakdowns.interval_text(up)})"
+            bars.append(svg.Bar(r["zone"], up["value"], up["low"], up["high"], tooltip=text))
+        chart = svg.bar_chart(
+            f"Uplift over the baseline weeks, {event.name}",
+            bars,
+            "visits beyond a normal day, summed over the event (extrapolated)",
+            subtitle="Bars: uplift; whiskers: 95 % interval (sampling and the baseline's day-to-day variation)",
+            fmt=lambda v: "" if v is None else f"{v:+,.0f}".replace("-", "\u2212"),
+        )
+        table_rows = [
+            {
+                "zone": r["zone"],
+                "visits": breakdowns.value_text(r["visits"]),
+                "visits_interval": breakdowns.interval_text(r["visits"]),
+                "normal": "" if r["normal"] is None else fmt_int(r["normal"]),
+                "uplift": breakdowns.value_text(r["uplift"], "{:+,.0f}"),
+                "interval": breakdowns.interval_text(r["uplift"]),
+                "share": "" if r["share"] is None else f"{r['share'] * 100:.0f} %".replace("-0 %", "0 %"),
+            }
+            for r in rows
+        ]
+        columns = [
+            ("zone", "Zone"),
+            ("visits", "Visits during the event"),
+            ("visits_interval", "95 % interval"),
+            ("normal", "Normal level (visits \u2212 uplift)"),
+            ("uplift", "Uplift"),
+            ("interval", "95 % interval"),
+            ("share", "Uplift / visits"),
+        ]
+        body = (
+            f"<figure>{chart}<figcaption>Uplift per main zone and over all main zones, with 95 % intervals. "
+            "Venues are not shown: they opened with the event, so all their visits are new.</figcaption></figure>"
+            f"{_table(table_rows, columns)}"
+        )
+        return self.section(f"{event.event_id}-uplift", "Uplift over the baseline weeks", how, body, "uplift")
+
+    def overlap_section(self, event: queries.Event) -> str:
+        matrix = breakdowns.overlap_matrix(self.con, event)
+        how = (
+            "How many visitors of one zone (row) also visited another (column) on some day of the event: each "
+            "person counts once per pair, however often they came. The grey diagonal holds each zone's unique "
+            "visitors; a cell's colour is its share of the row's unique visitors. A venue lies inside its area, so "
+            "most of its visitors are in the area's column too. Hover over a cell for its 95 % interval; the "
+            "table below lists them all."
+        )
+        cells: dict[tuple[int, int], svg.MatrixCell] = {}
+        for i, row_zone in enumerate(matrix.zones):
+            own = matrix.unique.get(row_zone)
+            for j, column_zone in enumerate(matrix.zones):
+                kpi = own if i == j else matrix.pairs.get((row_zone, column_zone))
+                if kpi is None:
+                    continue
+                label = (
+                    f"{matrix.names[i]}: unique visitors"
+                    if i == j
+                    else f"visitors of {matrix.names[i]} who also visited {matrix.names[j]}"
+                )
+                if kpi["suppressed"]:
+                    reason = breakdowns.interval_text(kpi)
+                    cells[(i, j)] = svg.MatrixCell(None, tooltip=f"{label}: suppressed ({reason})", suppressed=True)
+                    continue
+                share = kpi["value"] / own["value"] if own and own["value"] else None
+                tooltip = f"{label}: {fmt_int(kpi['value'])} (95 %: {breakdowns.interval_text(kpi)})"
+                if share is not None and i != j:
+                    tooltip += f"; {share * 100:.0f} % of {matrix.names[i]}'s visitors"
+                cells[(i, j)] = svg.MatrixCell(kpi["value"], share, svg.fmt_compact(kpi["value"]), tooltip)
+        chart = svg.matrix_chart(
+            f"Visitors of one zone who also visited another, {event.name}",
+            matrix.names,
+            cells,
+            subtitle="Persons over the whole event, extrapolated; row = the zone, column = the other zone",
+            shade_label="share of the row zone's unique visitors",
+            diagonal_label="the zone's unique visitors",
+        )
+        table_rows = []
+        for zone, name in zip(matrix.zones, matrix.names, strict=True):
+            own = matrix.unique.get(zone)
+            if own is not None:
+                table_rows.append(
+                    {
+                        "zone": name,
+                        "other": "(unique visitors)",
+                        "value": breakdowns.value_text(own),
+                        "interval": breakdowns.interval_text(own),
+                    }
+                )
+        names = dict(zip(matrix.zones, matrix.names, strict=True))
+        for (zone, other), kpi in sorted(matrix.pairs.items()):
+            if zone < other:
+                table_rows.append(
+                    {
+                        "zone": names.get(zone, zone),
+                        "other": names.get(other, other),
+                        "value": breakdowns.value_text(kpi),
+                        "interval": breakdowns.interval_text(kpi),
+                    }
+                )
+        columns = [("zone", "Zone"), ("other", "Also visited"), ("value", "Visitors"), ("interval", "95 % interval")]
+        body = (
+            f"<figure>{chart}<figcaption>Numbers: visitors (extrapolated, rounded for the chart); empty cells: nobody "
+            "in both zones; hatched: suppressed.</figcaption></figure>"
+            f"<details><summary>Data table with intervals</summary>{_table(table_rows, columns, 2)}</details>"
+        )
+        return self.section(f"{event.event_id}-overlap", "Zone overlap", how, body, "overlap")
+
+    def attendance_section(self, event: queries.Event) -> str:
+        data = breakdowns.attendance(self.con, event)
+        how = (
+            "On how many of the event's days each visitor came to the main zones (a day counts when the person "
+            "made a visit there), and how many visits (one per zone and day) a visitor made on average. Each "
+            "visitor is counted once. The categories add up to the unique visitors."
+        )
+        bars = []
+        for label, row in data["buckets"]:
+            if row is None:
+                bars.append(svg.Bar(label, 0, tooltip=f"{label}: nobody"))
+                continue
+            tip = f"{label}: {breakdowns.value_text(row)}"
+            if not row["suppressed"]:
+                tip += f" visitors (95 %: {breakdowns.interval_text(row)})"
+            bars.append(svg.Bar(label, row["value"], row["low"], row["high"], tooltip=tip))
+        mean, per_visitor = data["mean_days"], data["visits_per_visitor"]
+        subtitle = ""
+        if mean is not None:
+            subtitle = (
+                f"Mean days attended {breakdowns.value_text(mean, '{:.2f}')} "
+                f"(95 %: {breakdowns.interval_text(mean, '{:.2f}')})"
+            )
+        if per_visitor is not None:
+            subtitle += (
+                f"; visits per visitor {breakdowns.value_text(per_visitor, '{:.2f}')} "
+                f"(95 %: {breakdowns.interval_text(per_visitor, '{:.2f}')})"
+            )
+        chart = svg.bar_chart(
+            f"Visitors by days attended, {event.name}",
+            bars,
+            "unique visitors (extrapolated)",
+            subtitle=subtitle,
+        )
+        body = f"<figure>{chart}<figcaption>Bars: visitors; whiskers: 95 % interval.</figcaption></figure>"
+        title = "Days attended and visits per visitor"
+        return self.section(f"{event.event_id}-attendance", title, how, body, "attendance")
+
+    def returning_section(self, event: queries.Event) -> str:
+        data = breakdowns.visitor_history(self.con, event)
+        how = (
+            "A visitor is <em>returning</em> when the phone made a visit to one of the event's main zones in the "
+            "baseline weeks before the event (up to four weeks that the warehouse holds), and <em>first-time</em> "
+            "otherwise. Regulars of the area (residents, commuters) are mostly returning; people who came for the "
+            "event, first-time. Needs at least one week of baseline days."
+        )
+        if data["first_time"] is None and data["returning"] is None:
+            body = '<p class="empty">No split: the warehouse holds less than a week before the event.</p>'
+            return self.section(f"{event.event_id}-returning", RETURNING_TITLE, how, body, "returning")
+        bars = []
+        for label, row in [("first-time", data["first_time"]), ("returning", data["returning"])]:
+            if row is None:
+                bars.append(svg.Bar(label, 0, tooltip=f"{label}: nobody"))
+                continue
+            tip = f"{label}: {breakdowns.value_text(row)}"
+            if not row["suppressed"]:
+                tip += f" (95 %: {breakdowns.interval_text(row)})"
+            bars.append(svg.Bar(label, row["value"], row["low"], row["high"], tooltip=tip))
+        share = data["returning_share"]
+        chart = svg.bar_chart(
+            f"First-time and returning visitors, {event.name}",
+            bars,
+            "unique visitors (extrapolated)",
+            subtitle="" if share is None else f"{share * 100:.0f} % of the visitors had been in the main zones before",
+            colour=svg.PALETTE[2],
+        )
+        body = f"<figure>{chart}<figcaption>Bars: visitors; whiskers: 95 % interval.</figcaption></figure>"
+        return self.section(f"{event.event_id}-returning", RETURNING_TITLE, how, body, "returning")
+
     # --- the page ---------------------------------------------------------------------------
 
     def event_article(self, event: queries.Event) -> str:
@@ -401,6 +601,10 @@ class Page:
             for a, t in [
                 ("headline", "Headline"),
                 ("daily", "Daily visitors"),
+                ("uplift", "Uplift"),
+                ("overlap", "Zone overlap"),
+                ("attendance", "Days attended"),
+                ("returning", "Returning"),
                 ("hourly", "Peak day"),
                 ("countries", "Countries"),
                 ("municipalities", "Municipalities"),
@@ -410,6 +614,10 @@ class Page:
         sections = [
             self.headline_section(event),
             self.daily_section(event),
+            self.uplift_section(event),
+            self.overlap_section(event),
+            self.attendance_section(event),
+            self.returning_section(event),
             self.hourly_section(event),
             self.countries_section(event),
             self.municipalities_section(event),

@@ -38,6 +38,23 @@ DWELL_BIN_MIN = 20  # width of a dwell-time bin
 DWELL_OPEN_BIN_MIN = 360  # visits of 6 h and more share the last bin
 K = Methodology().min_group_devices  # the disclosure threshold (distinct devices per published group)
 
+# The headline table: DESIGN's KPIs and the event-wide figures of the other ones, in this order; the
+# breakdowns (per-zone unique visitors, the overlap matrix, days attended, uplift per zone) have their own sections.
+HEADLINE_METRICS = [
+    "visits",
+    "unique_visitors",
+    "uplift",
+    "visits_per_visitor",
+    "days_attended_mean",
+    "first_time_visitors",
+    "returning_visitors",
+    "countries",
+    "municipalities",
+    "international_share",
+    "median_dwell_min",
+    "peak_day",
+]
+
 HEADLINE_QUERY = """
 SELECT
     kpis.event_id,
@@ -49,13 +66,23 @@ SELECT
     kpis.low,
     kpis.high,
     kpis.suppressed,
+    kpis.suppression_rule,
     kpis.event_date
-FROM event.event_kpis AS kpis
+FROM marts.event_kpis AS kpis
 LEFT JOIN reference.zones AS zones USING (zone_id)
-ORDER BY kpis.event_id,
-         CASE kpis.metric WHEN 'visits' THEN 0 WHEN 'unique_visitors' THEN 1 ELSE 2 END,
-         kpis.zone_id IS NOT NULL, zones.kind, kpis.value DESC NULLS LAST, kpis.metric
+WHERE kpis.metric IN (SELECT unnest($metrics))
+  AND kpis.other_zone_id IS NULL AND kpis.category IS NULL
+  AND (kpis.zone_id IS NULL OR kpis.metric = 'visits')
+ORDER BY kpis.event_id, list_position($metrics, kpis.metric),
+         kpis.zone_id IS NOT NULL, zones.kind, kpis.value DESC NULLS LAST, kpis.zone_id
 """
+
+
+def suppression_reason(rule: str | None) -> str:
+    """Why a figure is withheld, in words (the rule is in marts.event_kpis.suppression_rule)."""
+    if rule == "primary_k":
+        return "fewer than k devices"
+    return "would reveal a withheld figure" if rule else ""
 
 
 def seed_value(event_id: str, metric: str, zone_name: str | None) -> float | None:
@@ -72,8 +99,8 @@ def seed_value(event_id: str, metric: str, zone_name: str | None) -> float | Non
 
 
 def headline_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every row of event.event_kpis with its zone's name and the press release's figure (`seed`)."""
-    rows = con.execute(HEADLINE_QUERY).pl().to_dicts()
+    """Every row of marts.event_kpis with its zone's name and the press release's figure (`seed`)."""
+    rows = con.execute(HEADLINE_QUERY, {"metrics": HEADLINE_METRICS}).pl().to_dicts()
     for row in rows:
         row["seed"] = seed_value(row["event_id"], row["metric"], row["zone_name"])
         row["zone"] = row.pop("zone_name") or ("(all main zones)" if row["metric"] == "visits" else "")
@@ -139,10 +166,43 @@ def daily_visitors(con: duckdb.DuckDBPyConnection, event: Event) -> list[dict[st
 def peak_day(con: duckdb.DuckDBPyConnection, event: Event) -> dt.date | None:
     """The KPI `peak_day` of the event (the day with the most visitors in its main zones)."""
     row = con.execute(
-        "SELECT event_date FROM event.event_kpis WHERE event_id = $id AND metric = 'peak_day' AND NOT suppressed",
+        "SELECT event_date FROM marts.event_kpis "
+        "WHERE event_id = $id AND metric = 'peak_day' AND event_date IS NOT NULL",
         {"id": event.event_id},
     ).fetchone()
     return row[0] if row else None
+
+
+def event_kpis(con: duckdb.DuckDBPyConnection, event: Event, metrics: list[str]) -> list[dict[str, Any]]:
+    """Rows of marts.event_kpis of the event for these metrics, with zone names (for the breakdown sections)."""
+    return _dicts(
+        con,
+        """
+        SELECT kpis.metric, kpis.zone_id, zones.name AS zone_name, zones.kind AS zone_kind, zones.parent_zone_id,
+               kpis.other_zone_id, others.name AS other_zone_name, kpis.category, kpis.value, kpis.low, kpis.high,
+               kpis.suppressed, kpis.suppression_rule
+        FROM marts.event_kpis AS kpis
+        LEFT JOIN reference.zones AS zones ON zones.zone_id = kpis.zone_id
+        LEFT JOIN reference.zones AS others ON others.zone_id = kpis.other_zone_id
+        WHERE kpis.event_id = $id AND kpis.metric IN (SELECT unnest($metrics))
+        ORDER BY kpis.metric, kpis.zone_id NULLS FIRST, kpis.other_zone_id NULLS FIRST, kpis.category NULLS FIRST
+        """,
+        {"id": event.event_id, "metrics": metrics},
+    )
+
+
+def event_zone_order(con: duckdb.DuckDBPyConnection, event: Event) -> list[str]:
+    """The event's zones: each main zone followed by the venues inside it."""
+    rows = con.execute(
+        """
+        SELECT zones.zone_id
+        FROM reference.zones AS zones
+        WHERE zones.zone_id IN (SELECT unnest($zones)) OR zones.parent_zone_id IN (SELECT unnest($zones))
+        ORDER BY coalesce(zones.parent_zone_id, zones.zone_id), zones.parent_zone_id IS NOT NULL, zones.zone_id
+        """,
+        {"zones": list(event.main_zones)},
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def hourly_presence(con: duckdb.DuckDBPyConnection, event: Event, day: dt.date) -> list[dict[str, Any]]:

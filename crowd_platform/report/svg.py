@@ -258,14 +258,19 @@ class Bar:
     tooltip: str = ""
 
 
-def bar_chart(title: str, bars: Sequence[Bar], value_label: str, subtitle: str = "", colour: str = PALETTE[0]) -> str:
-    """Horizontal bars, largest first as given, with the value (and interval, if any) at each bar."""
+def bar_chart(title: str, bars: Sequence[Bar], value_label: str, subtitle: str = "", colour: str = PALETTE[0],
+              fmt: Callable[[float | None], str] = fmt_int) -> str:  # fmt: skip
+    """Horizontal bars, largest first as given, with the value (and interval, if any) at each bar.
+
+    Values below zero (an uplift under the baseline) draw to the left of a zero line.
+    """
     row, label_width = 24, min(260, 40 + 7.0 * max([len(b.label) for b in bars] + [4]))
     height = 70 + row * max(len(bars), 1) + 50
     _, parts = _open(height, title, subtitle)
     top = max([b.high or b.value or 0 for b in bars] + [1])
-    ticks = nice_ticks(0, top)
-    frame = Frame(0, ticks[-1], 0, 1, left=label_width, right=WIDTH - 90, top=56, bottom=56 + row * len(bars))
+    bottom = min([b.low if b.low is not None else (b.value or 0) for b in bars] + [0])
+    ticks = nice_ticks(bottom, top)
+    frame = Frame(ticks[0], ticks[-1], 0, 1, left=label_width, right=WIDTH - 90, top=56, bottom=56 + row * len(bars))
     for tick in ticks:
         x = frame.x(tick)
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{frame.top}" y2="{frame.bottom}" stroke="{GRID}"/>')
@@ -277,6 +282,7 @@ def bar_chart(title: str, bars: Sequence[Bar], value_label: str, subtitle: str =
         f'<text x="{(frame.left + frame.right) / 2:.0f}" y="{frame.bottom + 40}" class="axis-label" '
         f'text-anchor="middle">{esc(value_label)}</text>'
     )
+    zero = frame.x(0)
     for index, bar in enumerate(bars):
         y = frame.top + index * row
         parts.append(
@@ -284,25 +290,93 @@ def bar_chart(title: str, bars: Sequence[Bar], value_label: str, subtitle: str =
             f"{esc(bar.label)}</text>"
         )
         if bar.value is None:
-            parts.append(f'<text x="{frame.left + 6}" y="{y + row / 2 + 4:.1f}" class="note">suppressed</text>')
+            parts.append(f'<text x="{zero + 6:.1f}" y="{y + row / 2 + 4:.1f}" class="note">suppressed</text>')
             continue
-        width = frame.x(bar.value) - frame.left
+        end = frame.x(bar.value)
         parts.append(
-            f'<rect x="{frame.left}" y="{y + 4}" width="{max(width, 1):.1f}" height="{row - 8}" '
+            f'<rect x="{min(zero, end):.1f}" y="{y + 4}" width="{max(abs(end - zero), 1):.1f}" height="{row - 8}" '
             f'fill="{colour}"><title>{esc(bar.tooltip or bar.label)}</title></rect>'
         )
-        end = frame.x(bar.value)
+        text_at = max(end, zero)
         if bar.low is not None and bar.high is not None:
             lo, hi, mid = frame.x(bar.low), frame.x(bar.high), y + row / 2
             parts.append(
                 f'<path d="M{lo:.1f},{mid - 5:.1f}v10M{lo:.1f},{mid:.1f}H{hi:.1f}M{hi:.1f},{mid - 5:.1f}v10" '
                 f'stroke="{INK}" stroke-width="1.3" fill="none"/>'
             )
-            end = hi
+            text_at = max(hi, zero)
         parts.append(
-            f'<text x="{end + 6:.1f}" y="{y + row / 2 + 4:.1f}" class="value">{esc(fmt_int(bar.value))}</text>'
+            f'<text x="{text_at + 6:.1f}" y="{y + row / 2 + 4:.1f}" class="value">{esc(fmt(bar.value))}</text>'
         )
-    parts.append(f'<line x1="{frame.left}" x2="{frame.left}" y1="{frame.top}" y2="{frame.bottom}" stroke="{MUTED}"/>')
+    parts.append(f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="{frame.top}" y2="{frame.bottom}" stroke="{MUTED}"/>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+@dataclass
+class MatrixCell:
+    value: float | None  # None: suppressed or nobody
+    shade: float | None = None  # 0..1, the colour (share of the row's visitors)
+    text: str = ""
+    tooltip: str = ""
+    suppressed: bool = False
+
+
+def matrix_chart(title: str, labels: Sequence[str], cells: dict[tuple[int, int], MatrixCell], subtitle: str = "",
+                 shade_label: str = "", diagonal_label: str = "") -> str:  # fmt: skip
+    """A square matrix of zones: cell (row, column) coloured by its shade, its text inside; the diagonal in
+    grey (it holds the row's own total); hatched cells are suppressed, empty ones had nobody."""
+    n = max(len(labels), 1)
+    label_width = min(230, 30 + 7.0 * max([len(label) for label in labels] + [4]))
+    size = min(78.0, (WIDTH - label_width - 20) / n)
+    top = 150.0
+    height = top + size * n + 90
+    chart_id, parts = _open(height, title, subtitle)
+    parts.append(
+        f'<defs><pattern id="{chart_id}-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+        f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eeeeee"/>'
+        f'<line x1="0" y1="0" x2="0" y2="6" stroke="{SUPPRESSED_FILL}" stroke-width="3"/></pattern></defs>'
+    )
+    for j, label in enumerate(labels):  # column labels, slanted
+        x = label_width + (j + 0.5) * size
+        parts.append(f'<text transform="translate({x:.1f} {top - 8:.0f}) rotate(-35)" class="tick">{esc(label)}</text>')
+    for i, label in enumerate(labels):
+        y = top + i * size
+        parts.append(
+            f'<text x="{label_width - 8:.0f}" y="{y + size / 2 + 4:.1f}" class="tick" text-anchor="end">'
+            f"{esc(label)}</text>"
+        )
+        for j in range(len(labels)):
+            x = label_width + j * size
+            cell = cells.get((i, j))
+            box = f'x="{x + 1:.1f}" y="{y + 1:.1f}" width="{size - 2:.1f}" height="{size - 2:.1f}"'
+            if cell is None:
+                parts.append(f'<rect {box} fill="{NO_DATA_FILL}" stroke="{GRID}"/>')
+                continue
+            if cell.suppressed:
+                fill, ink = f"url(#{chart_id}-hatch)", INK
+            elif i == j:
+                fill, ink = MUTED, "#ffffff"
+            else:
+                shade = min(max(cell.shade or 0.0, 0.0), 1.0)
+                index = min(int(shade * len(MAP_CLASSES)), len(MAP_CLASSES) - 1)
+                fill, ink = MAP_CLASSES[index], ("#ffffff" if index >= 3 else INK)
+            parts.append(f'<rect {box} fill="{fill}" stroke="{GRID}"><title>{esc(cell.tooltip)}</title></rect>')
+            if cell.text:
+                parts.append(
+                    f'<text x="{x + size / 2:.1f}" y="{y + size / 2 + 4:.1f}" class="value" text-anchor="middle" '
+                    f'style="fill:{ink}">{esc(cell.text)}</text>'
+                )
+    legend_y = top + size * n + 34
+    entries = [
+        (box_swatch(colour), f"{i * 100 // len(MAP_CLASSES)}{DASH}{(i + 1) * 100 // len(MAP_CLASSES)} %")
+        for i, colour in enumerate(MAP_CLASSES)
+    ]
+    parts.append(f'<text x="0" y="{legend_y - 16:.0f}" class="legend-title">{esc(shade_label)}</text>')
+    _legend(parts, legend_y, entries, x=0)
+    extra = [(box_swatch(MUTED), diagonal_label)] if diagonal_label else []
+    extra.append((f'<rect x="0" y="-6" width="22" height="12" fill="url(#{chart_id}-hatch)"/>', "suppressed"))
+    _legend(parts, legend_y + 24, extra, x=0)
     parts.append("</svg>")
     return "\n".join(parts)
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import duckdb
 
-from crowd_platform.report import queries
+from crowd_platform.report import breakdowns, queries
+from crowd_platform.report.queries import suppression_reason
 from crowd_platform.report.svg import DASH
 from crowd_platform.warehouse import markdown_table
 
@@ -21,7 +22,15 @@ METRIC_LABELS = {
     "international_share": "International share",
     "median_dwell_min": "Median dwell time",
     "peak_day": "Peak day",
+    "uplift": "Uplift over the baseline weeks",
+    "visits_per_visitor": "Visits per visitor",
+    "days_attended_mean": "Days attended per visitor",
+    "first_time_visitors": "First-time visitors",
+    "returning_visitors": "Returning visitors",
+    "days_attended": "Visitors by days attended",
+    "zone_overlap": "Visitors of both zones",
 }
+DECIMAL_METRICS = {"visits_per_visitor", "days_attended_mean"}
 
 
 def _format(value: Any) -> str:
@@ -63,6 +72,10 @@ def _number(metric: str, value: float | None) -> str:
         return f"{value * 100:.1f} %"
     if metric == "median_dwell_min":
         return f"{value:,.0f} min"
+    if metric in DECIMAL_METRICS:
+        return f"{value:,.2f}"
+    if metric == "uplift":
+        return f"{value:+,.0f}".replace("-", "\u2212")
     return f"{value:,.0f}"
 
 
@@ -79,7 +92,7 @@ def headline_display(rows: list[dict[str, Any]], event_id: str) -> list[dict[str
         metric, seed = row["metric"], row["seed"]
         zones_seen.add(row["zone"])
         if row["suppressed"]:
-            ours, interval = "suppressed", "suppressed"
+            ours, interval = "suppressed", suppression_reason(row.get("suppression_rule")) or "suppressed"
         else:
             ours = _number(metric, row["value"])
             interval = (
@@ -159,6 +172,9 @@ def report_markdown_sections(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         "daily visitors per zone": [],
         "top countries": [],
         "top municipalities": [],
+        "uplift": [],
+        "days attended": [],
+        "zone overlap": [],
     }
     for event in events:
         title = [f"**{event.name}** ({event.start} to {event.end})", ""] if multi else []
@@ -199,6 +215,67 @@ def report_markdown_sections(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         sections["top municipalities"] += [
             *title,
             markdown_table(municipality_rows, ["municipality", "visitor-days"]),
+            "",
+        ]
+        uplift_rows = [
+            {
+                "zone": r["zone"],
+                "visits": breakdowns.value_text(r["visits"]),
+                "uplift": breakdowns.value_text(r["uplift"], "{:+,.0f}"),
+                "95 % interval": breakdowns.interval_text(r["uplift"]),
+            }
+            for r in breakdowns.uplift_rows(con, event)
+        ]
+        sections["uplift"] += [
+            *title,
+            markdown_table(uplift_rows, ["zone", "visits", "uplift", "95 % interval"])
+            if uplift_rows
+            else "No uplift: the warehouse lacks baseline days for some weekday of the event.",
+            "",
+        ]
+        attendance = breakdowns.attendance(con, event)
+        history = breakdowns.visitor_history(con, event)
+        attendance_rows = [
+            {"visitors": label, "estimate": breakdowns.value_text(row), "95 % interval": breakdowns.interval_text(row)}
+            for label, row in attendance["buckets"]
+            if row is not None
+        ]
+        attendance_rows += [
+            {"visitors": label, "estimate": breakdowns.value_text(row), "95 % interval": breakdowns.interval_text(row)}
+            for label, row in [("first-time", history["first_time"]), ("returning", history["returning"])]
+            if row is not None
+        ]
+        attendance_rows += [
+            {
+                "visitors": label,
+                "estimate": breakdowns.value_text(row, "{:.2f}"),
+                "95 % interval": breakdowns.interval_text(row, "{:.2f}"),
+            }
+            for label, row in [
+                ("mean days attended", attendance["mean_days"]),
+                ("visits per visitor", attendance["visits_per_visitor"]),
+            ]
+            if row is not None
+        ]
+        sections["days attended"] += [
+            *title,
+            markdown_table(attendance_rows, ["visitors", "estimate", "95 % interval"]),
+            "",
+        ]
+        matrix = breakdowns.overlap_matrix(con, event)
+        overlap_rows = [
+            {
+                "zone": names.get(zone, zone),
+                "also visited": names.get(other, other),
+                "visitors": breakdowns.value_text(kpi),
+                "95 % interval": breakdowns.interval_text(kpi),
+            }
+            for (zone, other), kpi in sorted(matrix.pairs.items())
+            if zone < other
+        ]
+        sections["zone overlap"] += [
+            *title,
+            markdown_table(overlap_rows, ["zone", "also visited", "visitors", "95 % interval"]),
             "",
         ]
     return {name: "\n".join(lines).strip() for name, lines in sections.items()}

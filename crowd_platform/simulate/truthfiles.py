@@ -25,6 +25,9 @@ from .schedules import DayInfo, Plan
 from .zones import AREA_IDS, AREAS, ZONE_IDS
 
 VISITOR_CLASS = ("resident", "domestic_visitor", "international_visitor")
+BASELINE_DAYS = 28  # the baseline weeks before the expo, as the pipeline's KPIs use them (docs/publication.md)
+DAYS_ATTENDED = (("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6+", 6, 10_000))  # category, fewest, most days
+KPI_COLUMNS = ("event_id", "metric", "zone_id", "other_zone_id", "category", "value", "value_subscribers", "note")
 
 
 class TruthWriter:
@@ -59,6 +62,10 @@ class TruthWriter:
         self.event_visitor = np.zeros(pop.n, bool)
         self.event_visitor_sub = np.zeros(pop.n, bool)
         self.event_dwell: list[np.ndarray] = []
+        # Per person over the expo: the zones visited, the days in the main areas; and the baseline weeks.
+        self.event_zones = np.zeros((pop.n, len(ZONE_IDS)), bool)
+        self.event_area_days = np.zeros(pop.n, np.int16)
+        self.baseline_area_visitor = np.zeros(pop.n, bool)
 
     def _attrs(self, person: np.ndarray) -> dict[str, np.ndarray]:
         pop = self.pop
@@ -134,10 +141,15 @@ class TruthWriter:
                 pl.len().alias("visitors"), pl.col("is_subscriber").sum().alias("visitors_subscribers"))
             .rename({"home_municipality": "municipality_code"})
             .with_columns(pl.lit(d).alias("event_date")))
+        in_area = zone < len(AREAS)
         if day.is_expo:
             self.event_visitor[person] = True
             self.event_visitor_sub[person[sub]] = True
-            self.event_dwell.append(dwell[zone < len(AREAS)])
+            self.event_dwell.append(dwell[in_area])
+            self.event_zones[person, zone] = True
+            self.event_area_days[np.unique(person[in_area])] += 1
+        elif self.cfg.expo_start - dt.timedelta(days=BASELINE_DAYS) <= d < self.cfg.expo_start:
+            self.baseline_area_visitor[person[in_area]] = True
         return cnt
 
     def add_dirt(self, d: dt.date, counts: dict[str, int], clean_rows: int) -> None:
@@ -178,16 +190,15 @@ class TruthWriter:
             "summary": summary,
             "config": config,
             "dirt_totals": {k: int(dirt[k].sum()) for k in dirt.columns if k != "event_date"} if self.dirt else {},
-            "kpis": {f"{r['metric']}{'/' + r['zone_id'] if r['zone_id'] else ''}": r["value"]
-                     for r in kpis.iter_rows(named=True)},
+            "kpis": {"/".join(part for part in (r["metric"], r["zone_id"], r["other_zone_id"], r["category"]) if part):
+                     r["value"] for r in kpis.iter_rows(named=True)},
         }
         (root / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n", encoding="utf-8")
 
     def _kpis(self, zd: pl.DataFrame, cd: pl.DataFrame, md: pl.DataFrame) -> pl.DataFrame:
         rows: list[tuple[str, str, float | None, float | None]] = []
         if zd.height == 0:
-            return pl.DataFrame(schema={"event_id": pl.String, "metric": pl.String, "zone_id": pl.String,
-                                        "value": pl.Float64, "value_subscribers": pl.Float64})
+            return pl.DataFrame(schema={c: pl.Float64 if c.startswith("value") else pl.String for c in KPI_COLUMNS})
         e = zd.filter(pl.col("is_expo_day"))
         per_zone = e.group_by("zone_id").agg(pl.col("visitors").sum(), pl.col("visitors_subscribers").sum())
         pz = {r["zone_id"]: r for r in per_zone.iter_rows(named=True)}
@@ -223,13 +234,74 @@ class TruthWriter:
         peak = areas["event_date"][0] if areas.height else None
         rows.append(("peak_day_visits", "", float(areas["visitors"][0]) if areas.height else None, None))
         out = pl.DataFrame(rows, schema=["metric", "zone_id", "value", "value_subscribers"], orient="row")
-        out = out.with_columns(pl.lit("h22").alias("event_id")).select(
-            "event_id", "metric", "zone_id", "value", "value_subscribers")
+        out = out.with_columns(pl.lit("h22").alias("event_id"), pl.lit("").alias("other_zone_id"),
+                               pl.lit("").alias("category"))
         # the peak day's date is kept in ``note`` (value = its total visits over the main areas)
         note = peak.isoformat() if peak is not None else None
         out = out.with_columns(pl.when(pl.col("metric") == "peak_day_visits").then(pl.lit(note))
                                .otherwise(None).cast(pl.String).alias("note"))
-        return out
+        return pl.concat([out.select(KPI_COLUMNS), self._person_kpis(), self._uplift(zd)])
+
+    def _person_kpis(self) -> pl.DataFrame:
+        """Unique visitors per zone, the zone-overlap matrix, days attended and visits per visitor, first-time
+        vs returning: truth of the KPIs of docs/publication.md (computed from the truth only; no draws)."""
+        pop, zones = self.pop, self.event_zones
+        sub = pop.subscriber.astype(bool)
+        rows: list[tuple[str, str, str, str, float, float]] = []
+        for z, zone_id in enumerate(ZONE_IDS):
+            visitors = zones[:, z]
+            rows.append(("unique_visitors", zone_id, "", "", float(visitors.sum()), float((visitors & sub).sum())))
+            for o in range(len(ZONE_IDS)):
+                other = ZONE_IDS[o]
+                if zone_id < other:  # each pair once, in the pipeline's order
+                    both = visitors & zones[:, o]
+                    rows.append(("zone_overlap", zone_id, other, "", float(both.sum()), float((both & sub).sum())))
+        days = self.event_area_days
+        attendees = days > 0
+        for category, fewest, most in DAYS_ATTENDED:
+            group = (days >= fewest) & (days <= most)
+            rows.append(("days_attended", "", "", category, float(group.sum()), float((group & sub).sum())))
+        n_all, n_sub = max(int(attendees.sum()), 1), max(int((attendees & sub).sum()), 1)
+        rows.append(("days_attended_mean", "", "", "", float(days[attendees].sum() / n_all),
+                     float(days[attendees & sub].sum() / n_sub)))
+        returning = attendees & self.baseline_area_visitor
+        first_time = attendees & ~self.baseline_area_visitor
+        rows.append(("returning_visitors", "", "", "", float(returning.sum()), float((returning & sub).sum())))
+        rows.append(("first_time_visitors", "", "", "", float(first_time.sum()), float((first_time & sub).sum())))
+        out = pl.DataFrame(rows, schema=["metric", "zone_id", "other_zone_id", "category", "value",
+                                         "value_subscribers"], orient="row")
+        return out.with_columns(pl.lit("h22").alias("event_id"), pl.lit(None, pl.String).alias("note")).select(
+            KPI_COLUMNS)
+
+    def _uplift(self, zd: pl.DataFrame) -> pl.DataFrame:
+        """Uplift of each main area (and in total): visitors on the expo days minus, for each expo day, the
+        mean of the same weekday in the baseline weeks; and visits per visitor over the main areas."""
+        start = self.cfg.expo_start
+        areas = zd.filter(pl.col("zone_id").is_in(list(AREA_IDS))).with_columns(
+            pl.col("event_date").dt.weekday().alias("weekday"))
+        baseline = areas.filter(pl.col("event_date").is_between(start - dt.timedelta(days=BASELINE_DAYS),
+                                                                 start - dt.timedelta(days=1)))
+        expo = areas.filter(pl.col("is_expo_day"))
+        rows: list[tuple[str, str, float | None, float | None]] = []
+        if baseline.height and expo.height:
+            normal = baseline.group_by("zone_id", "weekday").agg(
+                pl.col("visitors").mean().alias("normal"), pl.col("visitors_subscribers").mean().alias("normal_s"))
+            joined = expo.join(normal, on=["zone_id", "weekday"], how="left")
+            if joined["normal"].null_count() == 0:  # every expo weekday has baseline days
+                per_zone = joined.group_by("zone_id").agg(
+                    (pl.col("visitors") - pl.col("normal")).sum().alias("uplift"),
+                    (pl.col("visitors_subscribers") - pl.col("normal_s")).sum().alias("uplift_s"))
+                for r in per_zone.sort("zone_id").iter_rows(named=True):
+                    rows.append(("uplift", r["zone_id"], float(r["uplift"]), float(r["uplift_s"])))
+                rows.append(("uplift", "", float(per_zone["uplift"].sum()), float(per_zone["uplift_s"].sum())))
+        attendees = self.event_area_days > 0
+        sub = self.pop.subscriber.astype(bool)
+        rows.append(("visits_per_visitor", "", float(expo["visitors"].sum() / max(int(attendees.sum()), 1)),
+                     float(expo["visitors_subscribers"].sum() / max(int((attendees & sub).sum()), 1))))
+        out = pl.DataFrame(rows, schema=["metric", "zone_id", "value", "value_subscribers"], orient="row")
+        return out.with_columns(pl.lit("h22").alias("event_id"), pl.lit("").alias("other_zone_id"),
+                                pl.lit("").alias("category"), pl.lit(None, pl.String).alias("note")).select(
+            KPI_COLUMNS)
 
 
 def _write(df: pl.DataFrame, path: Path) -> None:

@@ -95,11 +95,16 @@ def compute_kpis(
     con.execute(
         """
         CREATE TABLE marts.zone_daily AS
-        SELECT event_date, zone_id, count(DISTINCT device_key) AS devices,
-               count(DISTINCT device_key) < $k
-                   OR list_contains(CAST($withheld AS VARCHAR[]), strftime(event_date, '%Y-%m-%d') || ' ' || zone_id)
-                   AS suppressed
-        FROM core.zone_visits GROUP BY event_date, zone_id
+        WITH cells AS (
+            SELECT event_date, zone_id, count(DISTINCT device_key) AS devices,
+                   list_contains(CAST($withheld AS VARCHAR[]), strftime(event_date, '%Y-%m-%d') || ' ' || zone_id)
+                       AS withheld_by_another_rule
+            FROM core.zone_visits GROUP BY event_date, zone_id
+        )
+        SELECT event_date, zone_id, devices, devices < $k OR withheld_by_another_rule AS suppressed,
+               CASE WHEN devices < $k THEN 'primary_k' WHEN withheld_by_another_rule THEN 'secondary_test' END
+                   AS suppression_rule
+        FROM cells
         """,
         {"k": zone_daily_k, "withheld": [f"{day} {zone}" for day, zone in withheld_cells]},
     )
@@ -337,16 +342,31 @@ def test_the_total_goes_too_when_no_other_part_can_protect(tmp_path: Path) -> No
     assert_withheld(kpi(frame, "visits"), "secondary_total_minus_zones")
 
 
-def test_a_zone_total_that_would_reveal_a_withheld_day_is_withheld(tmp_path: Path) -> None:
-    """marts.zone_daily withholds one day of area A; A's event total minus its other days would give it."""
+def test_a_day_withheld_under_k_is_left_out_of_the_zone_totals(tmp_path: Path) -> None:
+    """marts.zone_daily withholds a small day of area A: the totals leave it out, so A's event total
+    minus its published days gives nothing back."""
     visits = visits_of(people("a", 30), EVENT_DAYS[:3], "area_a") + visits_of(people("b", 30), EVENT_DAYS[:3],
                                                                                 "area_b")  # fmt: skip
     visits += visits_of(people("late", 3), EVENT_DAYS[4:5], "area_a")  # a small day: withheld by the mart
     frame = compute_kpis(tmp_path, visits)
+    area_a, total = kpi(frame, "visits", "area_a"), kpi(frame, "visits")
+    assert_published(area_a)
+    assert_published(total)
+    assert area_a["value"] == pytest.approx(30 * 3 / SHARE)  # the published days only
+    assert total["value"] == pytest.approx(60 * 3 / SHARE)
+    # Unique visitors are not sums of zone_daily cells: the three late visitors count there.
+    assert kpi(frame, "unique_visitors", "area_a")["value"] == pytest.approx(33 / SHARE)
+
+
+def test_a_zone_total_that_would_reveal_a_day_withheld_by_another_rule_is_withheld(tmp_path: Path) -> None:
+    """A day of area A withheld by another rule of marts.zone_daily (to protect some other cell) is
+    in A's total: the total less A's published days would give it, so the total is withheld."""
+    visits = visits_of(people("a", 30), EVENT_DAYS[:3], "area_a") + visits_of(people("b", 30), EVENT_DAYS[:3],
+                                                                                "area_b")  # fmt: skip
+    frame = compute_kpis(tmp_path, visits, withheld_cells=[(EVENT_DAYS[2], "area_a")])
     assert_withheld(kpi(frame, "visits", "area_a"), "secondary_total_minus_days")
     assert_withheld(kpi(frame, "visits"), "secondary_total_minus_days")  # the total holds A's days too
     assert_published(kpi(frame, "visits", "area_b"))
-    # Unique visitors are not sums of zone_daily cells.
     assert_published(kpi(frame, "unique_visitors", "area_a"))
 
 

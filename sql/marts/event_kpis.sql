@@ -31,9 +31,10 @@
 -- Disclosure control (suppression_rule; DESIGN section 5): a KPI with fewer than $k distinct devices
 -- behind it is suppressed ('primary_k'). Then, so that no suppressed figure can be recovered by
 -- subtraction ('secondary_<relation>'):
---   total_minus_days       visits, uplift and peak_day are sums of marts.zone_daily cells: when the
---                          zone_daily cells withheld under one of them are a single cell, or fewer than $k
---                          devices together, the KPI is withheld too
+--   total_minus_days       visits, uplift and peak_day are sums of marts.zone_daily cells: cells withheld
+--                          under k are left out of the sums (zone_days_under_k); when the cells withheld
+--                          by another rule under one of them are a single cell, or fewer than $k devices
+--                          together, the KPI is withheld too
 --   total_minus_zones      visits (and uplift) in total = the sum over the main zones
 --   total_minus_buckets    unique_visitors = the sum of the days_attended categories
 --   total_minus_other_group   unique_visitors = first_time_visitors + returning_visitors
@@ -75,6 +76,13 @@ baseline_days AS (  -- the baseline weeks: the (up to) 28 days before the event'
     JOIN warehouse_days AS days ON days.event_date BETWEEN events.start_date - 28 AND events.start_date - 1
 ),
 
+-- Zone-days that marts.zone_daily withholds for having fewer than k devices are left out of every sum of
+-- zone-days (visits, uplift, peak day): a total that held them, less the published days, would give
+-- them back. Their devices still count for the KPIs about persons (unique visitors, overlap, ...).
+zone_days_under_k AS (
+    SELECT zone_id, event_date FROM marts.zone_daily WHERE suppression_rule = 'primary_k'
+),
+
 zone_days AS (  -- one row per event, zone, day and device with a visit (Telia's unit), with the day's weight
     SELECT
         events.event_id,
@@ -85,12 +93,15 @@ zone_days AS (  -- one row per event, zone, day and device with a visit (Telia's
         any_value(weights.share) AS share,
         any_value(weights.share_rel_var) AS share_rel_var,
         any_value(weights.share_basis) AS share_basis,
-        any_value(weights.share_group) AS share_group
+        any_value(weights.share_group) AS share_group,
+        under_k.zone_id IS NULL AS in_sums
     FROM core.zone_visits AS visits
     JOIN events ON visits.event_date BETWEEN events.start_date AND events.end_date
     JOIN event_zones ON event_zones.event_id = events.event_id AND event_zones.zone_id = visits.zone_id
     JOIN core.device_weights AS weights
         ON weights.event_date = visits.event_date AND weights.device_key = visits.device_key
+    LEFT JOIN zone_days_under_k AS under_k
+        ON under_k.zone_id = visits.zone_id AND under_k.event_date = visits.event_date
     WHERE visits.is_visit
     GROUP BY ALL
 ),
@@ -108,6 +119,8 @@ baseline_zone_days AS (  -- the same for the main zones on the baseline days
         any_value(weights.share_group) AS share_group
     FROM core.zone_visits AS visits
     JOIN baseline_days ON baseline_days.event_date = visits.event_date
+    ANTI JOIN zone_days_under_k AS under_k
+        ON under_k.zone_id = visits.zone_id AND under_k.event_date = visits.event_date
     JOIN event_zones
         ON event_zones.event_id = baseline_days.event_id AND event_zones.zone_id = visits.zone_id
        AND event_zones.is_main_zone
@@ -154,16 +167,16 @@ person_flags AS (  -- main-zone visitors: international? seen in the main zones 
 -- den is NULL for sums; in_group marks the devices that stand behind the KPI (disclosure control).
 person_contributions AS (
     SELECT event_id, 'visits' AS metric, zone_id, '' AS other_zone_id, '' AS category, device_key,
-           fsum(1 / share) AS num, CAST(NULL AS DOUBLE) AS den, TRUE AS in_group
+           coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0) AS num, CAST(NULL AS DOUBLE) AS den, TRUE AS in_group
     FROM zone_days
     GROUP BY event_id, zone_id, device_key
     UNION ALL
-    SELECT event_id, 'visits', '', '', '', device_key, fsum(1 / share), NULL, TRUE
+    SELECT event_id, 'visits', '', '', '', device_key, coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0), NULL, TRUE
     FROM zone_days WHERE is_main_zone
     GROUP BY event_id, device_key
     UNION ALL  -- visits of each day, for peak_day (internal)
     SELECT event_id, '_visits_of_day', '', '', strftime(event_date, '%Y-%m-%d'), device_key, fsum(1 / share), NULL, TRUE
-    FROM zone_days WHERE is_main_zone
+    FROM zone_days WHERE is_main_zone AND in_sums
     GROUP BY event_id, event_date, device_key
     UNION ALL
     SELECT event_id, 'unique_visitors', '', '', '', device_key, 1 / share, NULL, TRUE
@@ -291,7 +304,7 @@ uplift_units AS (
     SELECT event_id, zone_id, event_date, device_key, share, share_rel_var, share_basis, share_group,
            1.0 AS coefficient, TRUE AS on_event_day
     FROM zone_days
-    WHERE is_main_zone AND event_id IN (SELECT event_id FROM uplift_events)
+    WHERE is_main_zone AND in_sums AND event_id IN (SELECT event_id FROM uplift_events)
     UNION ALL
     SELECT units.event_id, units.zone_id, units.event_date, units.device_key, units.share, units.share_rel_var,
            units.share_basis, units.share_group, coefficients.coefficient, FALSE
@@ -468,8 +481,9 @@ zone_day_devices AS (
 day_leaks AS (  -- KPIs whose withheld zone_daily cells are one cell or fewer than k devices together
     SELECT cells.event_id, cells.metric, cells.kpi_zone_id AS zone_id
     FROM kpi_zone_daily_cells AS cells
-    JOIN marts.zone_daily AS daily
+    JOIN marts.zone_daily AS daily  -- the cells withheld under k are not in the sums (zone_days_under_k)
         ON daily.zone_id = cells.zone_id AND daily.event_date = cells.event_date AND daily.suppressed
+       AND daily.suppression_rule IS DISTINCT FROM 'primary_k'
     LEFT JOIN zone_day_devices AS devices
         ON devices.event_id = cells.event_id AND devices.zone_id = cells.zone_id
        AND devices.event_date = cells.event_date

@@ -23,7 +23,9 @@ presence AS (
 ),
 
 weighted AS (
-    SELECT presence.event_date, presence.hour, presence.zone_id, presence.device_key, any_value(1 / weights.share) AS weight
+    -- A device present through midnight has visits on two days: the later day's weight, not any one.
+    SELECT presence.event_date, presence.hour, presence.zone_id, presence.device_key,
+           arg_max(1 / weights.share, presence.visit_date) AS weight
     FROM presence
     JOIN core.device_weights AS weights
         ON weights.event_date = presence.visit_date AND weights.device_key = presence.device_key

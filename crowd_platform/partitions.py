@@ -25,6 +25,7 @@ def build_daily_partitions() -> dg.DailyPartitionsDefinition:
 
 daily_partitions = build_daily_partitions()
 
+
 def day_window(start_offset: int, end_offset: int) -> dg.TimeWindowPartitionMapping:
     """Day D reads the upstream days D + start_offset .. D + end_offset (those that exist)."""
     return dg.TimeWindowPartitionMapping(

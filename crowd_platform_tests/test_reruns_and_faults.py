@@ -40,8 +40,6 @@ def snapshot(warehouse: Path) -> dict[str, pl.DataFrame]:
         return result
 
 
-
-
 def test_rematerialising_a_partition_gives_identical_rows(private_world: BuiltWorld) -> None:
     before = snapshot(private_world.warehouse)
     day = FIRST_DAY + dt.timedelta(days=4)

@@ -23,8 +23,9 @@ EVENT_TYPES = {"attach", "detach", "call", "sms", "data", "handover", "location_
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("world")
-    summary = simulate_world(root / "landing", root / "truth", scale=0.002, seed=7, start=START,
-                             end=END, progress=False)
+    summary = simulate_world(
+        root / "landing", root / "truth", scale=0.002, seed=7, start=START, end=END, progress=False
+    )
     return root / "landing", root / "truth", summary
 
 
@@ -80,8 +81,17 @@ def test_reference_files(world):
     landing, _, _ = world
     ref = landing / "reference"
     cells = pl.read_csv(ref / "cells.csv", infer_schema=False)
-    assert cells.columns == ["cell_id", "latitude", "longitude", "azimuth_deg", "beamwidth_deg",
-                             "range_m", "technology", "valid_from", "valid_to"]
+    assert cells.columns == [
+        "cell_id",
+        "latitude",
+        "longitude",
+        "azimuth_deg",
+        "beamwidth_deg",
+        "range_m",
+        "technology",
+        "valid_from",
+        "valid_to",
+    ]
     assert cells["cell_id"].str.contains(r"^240-01-\d+-\d$").all()
     assert cells["cell_id"].n_unique() == cells.height
     temp = cells.filter(pl.col("valid_to").is_not_null())
@@ -117,14 +127,23 @@ def test_csv_delivery_format(tmp_path: Path):
 
 def test_truth_files(world):
     _, truth, _ = world
-    for name in ("persons", "zone_daily", "origin_country_daily", "home_municipality_daily",
-                 "market_shares_municipality", "market_shares_country", "event_kpis", "dirt"):
+    for name in (
+        "persons",
+        "zone_daily",
+        "origin_country_daily",
+        "home_municipality_daily",
+        "market_shares_municipality",
+        "market_shares_country",
+        "event_kpis",
+        "dirt",
+    ):
         assert (truth / f"{name}.parquet").exists(), name
     manifest = json.loads((truth / "manifest.json").read_text())
     assert manifest["summary"]["seed"] == 7
     persons = pl.read_parquet(truth / "persons.parquet")
-    assert {"imsi", "is_subscriber", "person_class", "visitor_class", "home_municipality",
-            "origin_country"} <= set(persons.columns)
+    assert {"imsi", "is_subscriber", "person_class", "visitor_class", "home_municipality", "origin_country"} <= set(
+        persons.columns
+    )
     visits = pl.read_parquet(truth / "visits")
     assert (visits["dwell_s"] >= 1200).all()
 
@@ -133,8 +152,9 @@ def test_deterministic(tmp_path: Path):
     cfg = WorldConfig(truncated_file=False)
     d = dt.date(2022, 6, 1)
     for run in ("a", "b"):
-        simulate_world(tmp_path / run / "l", tmp_path / run / "t", scale=0.001, seed=11, start=d,
-                       end=d, config=cfg, progress=False)
+        simulate_world(
+            tmp_path / run / "l", tmp_path / run / "t", scale=0.001, seed=11, start=d, end=d, config=cfg, progress=False
+        )
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
     assert files_a == files_b

@@ -17,11 +17,19 @@ START, END = dt.date(2022, 6, 1), dt.date(2022, 6, 2)
 def dirty(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("dirty")
     # higher rates than the defaults so that a tiny world has enough of each kind
-    cfg = WorldConfig(dup_exact_rate=0.01, dup_other_cell_rate=0.01, teleport_rate=0.002,
-                      malformed_imsi_rate=0.002, unknown_cell_rate=0.002, missing_time_rate=0.002,
-                      late_delivery_rate=0.02, truncated_file=False)
-    simulate_world(root / "landing", root / "truth", scale=0.002, seed=5, start=START, end=END,
-                   config=cfg, progress=False)
+    cfg = WorldConfig(
+        dup_exact_rate=0.01,
+        dup_other_cell_rate=0.01,
+        teleport_rate=0.002,
+        malformed_imsi_rate=0.002,
+        unknown_cell_rate=0.002,
+        missing_time_rate=0.002,
+        late_delivery_rate=0.02,
+        truncated_file=False,
+    )
+    simulate_world(
+        root / "landing", root / "truth", scale=0.002, seed=5, start=START, end=END, config=cfg, progress=False
+    )
     return root / "landing", root / "truth"
 
 
@@ -32,8 +40,11 @@ def _events(landing: Path) -> pl.DataFrame:
             df = pl.read_parquet(f)
         else:
             df = pl.read_csv(f, infer_schema=False).with_columns(
-                pl.col("event_time").str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False)
-                .dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+                pl.col("event_time")
+                .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False)
+                .dt.convert_time_zone("UTC")
+                .dt.cast_time_unit("us")
+            )
         frames.append(df.with_columns(pl.lit(f.parent.name[5:]).alias("folder")))
     return pl.concat(frames, how="vertical_relaxed")
 
@@ -50,8 +61,7 @@ def test_dirt_counts_match_truth(dirty):
     assert ev["event_time"].null_count() == tot["missing_time"]
     n_dup = ev.height - ev.unique().height
     assert tot["dup_exact"] * 0.9 <= n_dup <= tot["dup_exact"] * 1.1 + 5
-    for k in ("dup_exact", "dup_other_cell", "teleport", "malformed_imsi", "unknown_cell",
-              "missing_time", "late"):
+    for k in ("dup_exact", "dup_other_cell", "teleport", "malformed_imsi", "unknown_cell", "missing_time", "late"):
         assert tot[k] > 0, k
 
 

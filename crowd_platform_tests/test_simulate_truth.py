@@ -19,8 +19,16 @@ START, END = dt.date(2022, 6, 3), dt.date(2022, 6, 5)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("truthworld")
-    simulate_world(root / "landing", root / "truth", scale=0.004, seed=9, start=START, end=END,
-                   config=WorldConfig(truncated_file=False), progress=False)
+    simulate_world(
+        root / "landing",
+        root / "truth",
+        scale=0.004,
+        seed=9,
+        start=START,
+        end=END,
+        config=WorldConfig(truncated_file=False),
+        progress=False,
+    )
     return root / "landing", root / "truth"
 
 
@@ -38,11 +46,16 @@ def test_visits_match_zone_daily(world):
 def test_venue_visit_implies_area_visit(world):
     _, truth = world
     visits = pl.read_parquet(truth / "visits")
-    parent = {"magasin_405": "oceanhamnen", "havoteket": "oceanhamnen",
-              "helsingborgsrummet": "city_slottshagen", "the_sounds": "city_slottshagen",
-              "lagenheten_1972": "drottninghog"}
+    parent = {
+        "magasin_405": "oceanhamnen",
+        "havoteket": "oceanhamnen",
+        "helsingborgsrummet": "city_slottshagen",
+        "the_sounds": "city_slottshagen",
+        "lagenheten_1972": "drottninghog",
+    }
     v = visits.filter(pl.col("zone_id").is_in(list(parent))).with_columns(
-        pl.col("zone_id").replace_strict(parent).alias("area"))
+        pl.col("zone_id").replace_strict(parent).alias("area")
+    )
     areas = visits.select("event_date", "person_id", pl.col("zone_id").alias("area"))
     assert v.join(areas, on=["event_date", "person_id", "area"], how="anti").height == 0
 
@@ -50,7 +63,8 @@ def test_venue_visit_implies_area_visit(world):
 def test_truth_near_targets(world):
     _, truth = world
     zd = pl.read_parquet(truth / "zone_daily.parquet").filter(
-        pl.col("zone_id").is_in(["city_slottshagen", "oceanhamnen"]))
+        pl.col("zone_id").is_in(["city_slottshagen", "oceanhamnen"])
+    )
     ratio = zd["visitors"].sum() / zd["target"].sum()
     assert 0.85 < ratio < 1.15
 
@@ -63,8 +77,7 @@ def test_person_classes(world):
     intl = p.filter(pl.col("person_class") == "international_visitor")
     assert intl["home_municipality"].null_count() == intl.height
     assert (intl["origin_country"] != "SE").all()
-    sub = p.filter(pl.col("is_subscriber") & (pl.col("origin_country") == "SE")
-                   & (pl.col("person_class") != "machine"))
+    sub = p.filter(pl.col("is_subscriber") & (pl.col("origin_country") == "SE") & (pl.col("person_class") != "machine"))
     assert sub["imsi"].str.starts_with("24001").all()
     share = p.filter(pl.col("origin_country") == "SE")["is_subscriber"].mean()
     assert 0.33 < share < 0.47
@@ -73,7 +86,8 @@ def test_person_classes(world):
 def test_night_events_for_home_detection(world):
     landing, truth = world
     p = pl.read_parquet(truth / "persons.parquet").filter(
-        pl.col("is_subscriber") & pl.col("person_class").is_in(["resident", "background"]))
+        pl.col("is_subscriber") & pl.col("person_class").is_in(["resident", "background"])
+    )
     ev = pl.read_parquet(landing / "events/date=2022-06-04/part-00000.parquet").drop_nulls("event_time")
     local = ev["event_time"].dt.convert_time_zone("Europe/Stockholm")
     night = ev.filter((local.dt.hour() >= 22) | (local.dt.hour() < 6))

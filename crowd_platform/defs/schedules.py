@@ -48,6 +48,4 @@ def daily_schedule(context: dg.ScheduleEvaluationContext):
         yield dg.RunRequest(run_key=f"daily-{yesterday}", partition_key=yesterday.isoformat())
     before = yesterday - dt.timedelta(days=1)
     if before.isoformat() in keys:
-        yield dg.RunRequest(
-            run_key=f"refresh-{before}", partition_key=before.isoformat(), job_name=refresh_job.name
-        )
+        yield dg.RunRequest(run_key=f"refresh-{before}", partition_key=before.isoformat(), job_name=refresh_job.name)

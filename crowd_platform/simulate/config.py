@@ -38,8 +38,12 @@ class WorldConfig:
     #: last school day; afterwards students are on summer holiday
     school_end: dt.date = dt.date(2022, 6, 10)
     #: public holidays / days off (national day, midsummer eve, midsummer day)
-    holidays: tuple[dt.date, ...] = (dt.date(2022, 5, 26), dt.date(2022, 6, 6),
-                                     dt.date(2022, 6, 24), dt.date(2022, 6, 25))
+    holidays: tuple[dt.date, ...] = (
+        dt.date(2022, 5, 26),
+        dt.date(2022, 6, 6),
+        dt.date(2022, 6, 24),
+        dt.date(2022, 6, 25),
+    )
     timezone: str = "Europe/Stockholm"
 
     # --- calibration targets ----------------------------------------------------------------
@@ -65,21 +69,35 @@ class WorldConfig:
     #: simulate every Swede (needed so that market shares can be measured against population)
     background_population: bool = True
     #: commuters into Helsingborg per neighbouring municipality (share of its residents)
-    commuter_share: dict[str, float] = field(default_factory=lambda: {
-        "1284": 0.13, "1292": 0.09, "1282": 0.07, "1277": 0.14, "1260": 0.13, "1214": 0.06,
-        "1276": 0.05, "1231": 0.02, "1280": 0.01, "1281": 0.015, "1293": 0.03, "1257": 0.03,
-    })
+    commuter_share: dict[str, float] = field(
+        default_factory=lambda: {
+            "1284": 0.13,
+            "1292": 0.09,
+            "1282": 0.07,
+            "1277": 0.14,
+            "1260": 0.13,
+            "1214": 0.06,
+            "1276": 0.05,
+            "1231": 0.02,
+            "1280": 0.01,
+            "1281": 0.015,
+            "1293": 0.03,
+            "1257": 0.03,
+        }
+    )
     #: employed share of residents and students share
     employed_share: float = 0.52
     student_share: float = 0.16
     #: Helsingborg residents whose job is outside the municipality
     out_commuter_share: float = 0.12
     #: shares of Helsingborg residents living inside each area (the rest elsewhere in the city)
-    home_share: dict[str, float] = field(default_factory=lambda: {
-        "city_slottshagen": 0.026, "oceanhamnen": 0.005, "drottninghog": 0.014})
+    home_share: dict[str, float] = field(
+        default_factory=lambda: {"city_slottshagen": 0.026, "oceanhamnen": 0.005, "drottninghog": 0.014}
+    )
     #: shares of workplaces (jobs in Helsingborg) inside each area
-    work_share: dict[str, float] = field(default_factory=lambda: {
-        "city_slottshagen": 0.07, "oceanhamnen": 0.02, "drottninghog": 0.006})
+    work_share: dict[str, float] = field(
+        default_factory=lambda: {"city_slottshagen": 0.07, "oceanhamnen": 0.02, "drottninghog": 0.006}
+    )
     #: domestic visitor trips to Helsingborg at scale 1 over the whole window
     domestic_trips_expo: int = 135_000
     domestic_trips_baseline: int = 20_000

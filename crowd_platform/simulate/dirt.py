@@ -20,8 +20,7 @@ import numpy as np
 
 from .config import WorldConfig
 
-MALFORMED_IMSIS = ("24001123456", "2400112345678901234", "24001ABC4567890", "", "24O01O23456789",
-                   "-24001234567890")
+MALFORMED_IMSIS = ("24001123456", "2400112345678901234", "24001ABC4567890", "", "24O01O23456789", "-24001234567890")
 UNKNOWN_CELLS = (*tuple(f"240-01-{99000 + i}-1" for i in range(20)), "", "240-01-UNKNOWN")
 
 
@@ -37,20 +36,30 @@ class Batch:
     tac: np.ndarray  # int16 index into TACS, -1 = null
 
     def take(self, idx: np.ndarray) -> Batch:
-        return Batch(self.imsi[idx], self.cell[idx], self.etype[idx], self.us[idx],
-                     self.has_time[idx], self.tac[idx])
+        return Batch(self.imsi[idx], self.cell[idx], self.etype[idx], self.us[idx], self.has_time[idx], self.tac[idx])
 
     @staticmethod
     def concat(parts: list[Batch]) -> Batch:
-        return Batch(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                       ("imsi", "cell", "etype", "us", "has_time", "tac")))
+        return Batch(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in ("imsi", "cell", "etype", "us", "has_time", "tac")
+            )
+        )
 
     def __len__(self) -> int:
         return len(self.us)
 
 
-def inject(b: Batch, cfg: WorldConfig, n_persons: int, n_cells: int, neighbours: np.ndarray,
-           far_cells: np.ndarray, rng: np.random.Generator) -> tuple[Batch, Batch, dict[str, int]]:
+def inject(
+    b: Batch,
+    cfg: WorldConfig,
+    n_persons: int,
+    n_cells: int,
+    neighbours: np.ndarray,
+    far_cells: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[Batch, Batch, dict[str, int]]:
     """Return (rows for today's folder, late rows for tomorrow's folder, counts)."""
     n = len(b)
     counts: dict[str, int] = {}

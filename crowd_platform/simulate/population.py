@@ -25,37 +25,79 @@ from crowd_platform.settings import REFERENCE_DATA_DIR
 from .config import WorldConfig
 from .geography import HOST_CODE, Geography, haversine_km
 
-PERSON_CLASSES = ("resident", "commuter", "domestic_visitor", "international_visitor", "machine",
-                  "background")
+PERSON_CLASSES = ("resident", "commuter", "domestic_visitor", "international_visitor", "machine", "background")
 RESIDENT, COMMUTER, DOMESTIC, INTERNATIONAL, MACHINE, BACKGROUND = range(6)
 VISITOR_CLASSES = ("resident", "domestic_visitor", "international_visitor")
 
 # (iso2, MCC, MNC, visitor weight (% of international visitors), operator's roaming share)
 # MCCs per ITU-T E.212; one common network code per country.
 COUNTRIES: tuple[tuple[str, str, str, float, float], ...] = (
-    ("DK", "238", "01", 31.0, 0.45), ("NO", "242", "01", 8.0, 0.40), ("DE", "262", "01", 10.0, 0.35),
-    ("FI", "244", "91", 4.0, 0.55), ("GB", "234", "15", 4.0, 0.30), ("PL", "260", "01", 4.0, 0.30),
-    ("NL", "204", "04", 4.0, 0.35), ("US", "310", "260", 3.5, 0.30), ("FR", "208", "01", 2.5, 0.30),
-    ("ES", "214", "01", 2.0, 0.30), ("IT", "222", "01", 2.0, 0.30), ("EE", "248", "01", 1.2, 0.50),
-    ("LV", "247", "01", 0.6, 0.45), ("LT", "246", "01", 0.8, 0.40), ("IS", "274", "01", 0.5, 0.40),
-    ("CH", "228", "01", 1.2, 0.30), ("AT", "232", "01", 1.0, 0.30), ("BE", "206", "01", 1.0, 0.30),
-    ("IE", "272", "01", 0.7, 0.30), ("PT", "268", "01", 0.6, 0.30), ("CZ", "230", "01", 0.8, 0.30),
-    ("SK", "231", "01", 0.48, 0.30), ("HU", "216", "01", 0.64, 0.30), ("RO", "226", "01", 0.6, 0.30),
-    ("BG", "284", "01", 0.48, 0.30), ("GR", "202", "01", 0.64, 0.30), ("HR", "219", "01", 0.48, 0.30),
-    ("SI", "293", "40", 0.32, 0.30), ("RS", "220", "01", 0.32, 0.30), ("UA", "255", "01", 1.0, 0.30),
-    ("TR", "286", "01", 0.5, 0.25), ("CN", "460", "00", 1.2, 0.20), ("JP", "440", "10", 0.6, 0.25),
-    ("KR", "450", "05", 0.64, 0.25), ("IN", "404", "10", 1.2, 0.25), ("AU", "505", "01", 0.5, 0.30),
-    ("CA", "302", "220", 0.7, 0.30), ("BR", "724", "05", 0.64, 0.25), ("MX", "334", "020", 0.32, 0.25),
-    ("AR", "722", "07", 0.24, 0.25), ("ZA", "655", "01", 0.32, 0.25), ("IL", "425", "01", 0.48, 0.25),
-    ("AE", "424", "02", 0.48, 0.25), ("SG", "525", "01", 0.48, 0.25), ("TH", "520", "01", 0.32, 0.25),
-    ("HK", "454", "00", 0.32, 0.25), ("TW", "466", "92", 0.24, 0.25), ("NZ", "530", "01", 0.24, 0.30),
-    ("CL", "730", "01", 0.16, 0.25), ("CO", "732", "101", 0.16, 0.25), ("EG", "602", "01", 0.24, 0.25),
-    ("MA", "604", "00", 0.16, 0.25), ("LU", "270", "01", 0.24, 0.30), ("MT", "278", "01", 0.16, 0.30),
-    ("CY", "280", "01", 0.16, 0.30), ("GE", "282", "01", 0.16, 0.25), ("VN", "452", "01", 0.24, 0.25),
-    ("ID", "510", "10", 0.24, 0.25), ("PH", "515", "02", 0.24, 0.25), ("MY", "502", "12", 0.16, 0.25),
-    ("PK", "410", "01", 0.24, 0.25), ("NG", "621", "20", 0.16, 0.25), ("KE", "639", "02", 0.13, 0.25),
+    ("DK", "238", "01", 31.0, 0.45),
+    ("NO", "242", "01", 8.0, 0.40),
+    ("DE", "262", "01", 10.0, 0.35),
+    ("FI", "244", "91", 4.0, 0.55),
+    ("GB", "234", "15", 4.0, 0.30),
+    ("PL", "260", "01", 4.0, 0.30),
+    ("NL", "204", "04", 4.0, 0.35),
+    ("US", "310", "260", 3.5, 0.30),
+    ("FR", "208", "01", 2.5, 0.30),
+    ("ES", "214", "01", 2.0, 0.30),
+    ("IT", "222", "01", 2.0, 0.30),
+    ("EE", "248", "01", 1.2, 0.50),
+    ("LV", "247", "01", 0.6, 0.45),
+    ("LT", "246", "01", 0.8, 0.40),
+    ("IS", "274", "01", 0.5, 0.40),
+    ("CH", "228", "01", 1.2, 0.30),
+    ("AT", "232", "01", 1.0, 0.30),
+    ("BE", "206", "01", 1.0, 0.30),
+    ("IE", "272", "01", 0.7, 0.30),
+    ("PT", "268", "01", 0.6, 0.30),
+    ("CZ", "230", "01", 0.8, 0.30),
+    ("SK", "231", "01", 0.48, 0.30),
+    ("HU", "216", "01", 0.64, 0.30),
+    ("RO", "226", "01", 0.6, 0.30),
+    ("BG", "284", "01", 0.48, 0.30),
+    ("GR", "202", "01", 0.64, 0.30),
+    ("HR", "219", "01", 0.48, 0.30),
+    ("SI", "293", "40", 0.32, 0.30),
+    ("RS", "220", "01", 0.32, 0.30),
+    ("UA", "255", "01", 1.0, 0.30),
+    ("TR", "286", "01", 0.5, 0.25),
+    ("CN", "460", "00", 1.2, 0.20),
+    ("JP", "440", "10", 0.6, 0.25),
+    ("KR", "450", "05", 0.64, 0.25),
+    ("IN", "404", "10", 1.2, 0.25),
+    ("AU", "505", "01", 0.5, 0.30),
+    ("CA", "302", "220", 0.7, 0.30),
+    ("BR", "724", "05", 0.64, 0.25),
+    ("MX", "334", "020", 0.32, 0.25),
+    ("AR", "722", "07", 0.24, 0.25),
+    ("ZA", "655", "01", 0.32, 0.25),
+    ("IL", "425", "01", 0.48, 0.25),
+    ("AE", "424", "02", 0.48, 0.25),
+    ("SG", "525", "01", 0.48, 0.25),
+    ("TH", "520", "01", 0.32, 0.25),
+    ("HK", "454", "00", 0.32, 0.25),
+    ("TW", "466", "92", 0.24, 0.25),
+    ("NZ", "530", "01", 0.24, 0.30),
+    ("CL", "730", "01", 0.16, 0.25),
+    ("CO", "732", "101", 0.16, 0.25),
+    ("EG", "602", "01", 0.24, 0.25),
+    ("MA", "604", "00", 0.16, 0.25),
+    ("LU", "270", "01", 0.24, 0.30),
+    ("MT", "278", "01", 0.16, 0.30),
+    ("CY", "280", "01", 0.16, 0.30),
+    ("GE", "282", "01", 0.16, 0.25),
+    ("VN", "452", "01", 0.24, 0.25),
+    ("ID", "510", "10", 0.24, 0.25),
+    ("PH", "515", "02", 0.24, 0.25),
+    ("MY", "502", "12", 0.16, 0.25),
+    ("PK", "410", "01", 0.24, 0.25),
+    ("NG", "621", "20", 0.16, 0.25),
+    ("KE", "639", "02", 0.13, 0.25),
 )
 COUNTRY_ISO2 = ("SE", *tuple(c[0] for c in COUNTRIES))
+
 
 # Type allocation codes (8 digits). Handsets vs IoT modules; documented in docs/simulator.md.
 def _tacs_of(classes: set[str]) -> tuple[str, ...]:
@@ -111,11 +153,9 @@ def _msin(n: int, digits: int, salt: int) -> np.ndarray:
     return (k * a + 1_234_567) % mod
 
 
-def _imsi_strings(prefixes: list[str], pidx: np.ndarray, msin: np.ndarray,
-                  digits: np.ndarray) -> pa.Array:
+def _imsi_strings(prefixes: list[str], pidx: np.ndarray, msin: np.ndarray, digits: np.ndarray) -> pa.Array:
     """prefix (MCC+MNC) + the last ``digits`` digits of the zero-padded subscriber number."""
-    df = pl.DataFrame({"p": pl.Series(prefixes).gather(pl.Series(pidx.astype(np.uint32))),
-                       "m": msin, "d": digits})
+    df = pl.DataFrame({"p": pl.Series(prefixes).gather(pl.Series(pidx.astype(np.uint32))), "m": msin, "d": digits})
     out = df.select(
         pl.col("p") + pl.col("m").cast(pl.String).str.zfill(10).str.slice(10 - pl.col("d").cast(pl.Int64))
     ).to_series()
@@ -214,8 +254,9 @@ def build_population(cfg: WorldConfig, geo: Geography, scale: float, seed: int) 
         work[c] = cand[rng.integers(0, len(cand), len(c))]
     # other Swedes at work: a workplace is just another home place of their municipality
     rest = np.flatnonzero((work < 0) & (occupation > 0))
-    work[rest] = geo.muni_home_places[geo.muni_homes_start[muni[rest]]
-                                      + (rng.random(len(rest)) * geo.muni_homes_count[muni[rest]]).astype(np.int64)]
+    work[rest] = geo.muni_home_places[
+        geo.muni_homes_start[muni[rest]] + (rng.random(len(rest)) * geo.muni_homes_count[muni[rest]]).astype(np.int64)
+    ]
 
     # --- domestic visitor trips: gravity model over municipalities ---------------------------
     ml = munis["lon"].to_numpy()
@@ -226,8 +267,10 @@ def build_population(cfg: WorldConfig, geo: Geography, scale: float, seed: int) 
     day_list, w_expo = expo_day_weights(cfg)
     base_days = [cfg.window_start + dt.timedelta(d) for d in range((cfg.expo_start - cfg.window_start).days)]
     trip_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for n_trips, days, wd in ((cfg.domestic_trips_expo, day_list, w_expo),
-                              (cfg.domestic_trips_baseline, base_days, None)):
+    for n_trips, days, wd in (
+        (cfg.domestic_trips_expo, day_list, w_expo),
+        (cfg.domestic_trips_baseline, base_days, None),
+    ):
         if not days:
             continue
         n = cfg.scaled(n_trips, scale)
@@ -293,15 +336,15 @@ def build_population(cfg: WorldConfig, geo: Geography, scale: float, seed: int) 
     sub = np.empty(n_all, bool)
     sub[:n_se] = rng.random(n_se) < share[muni]
     rshare = np.array([0.0] + [c[4] for c in COUNTRIES])
-    sub[n_se:n_se + n_int] = rng.random(n_int) < rshare[i_country]
-    sub[n_se + n_int:] = True  # machine SIMs of the operator's IoT contracts
+    sub[n_se : n_se + n_int] = rng.random(n_int) < rshare[i_country]
+    sub[n_se + n_int :] = True  # machine SIMs of the operator's IoT contracts
     tac = rng.integers(0, len(HANDSET_TACS), n_all).astype(np.int16)
     mtac = len(HANDSET_TACS) + rng.integers(0, len(IOT_TACS), n_mac)
     mtac = np.where(rng.random(n_mac) < cfg.machine_no_tac_share, -1, mtac)
     # some machines carry a handset TAC (a phone used as an alarm): only behaviour tells
-    tac[n_se + n_int:] = mtac
+    tac[n_se + n_int :] = mtac
     period = np.zeros(n_all, np.int32)
-    period[n_se + n_int:] = rng.choice([900, 1800, 3600, 3600, 7200], size=n_mac)
+    period[n_se + n_int :] = rng.choice([900, 1800, 3600, 3600, 7200], size=n_mac)
 
     # IMSIs: operator subscribers get 240-01, other Swedes another Swedish MNC, foreigners theirs
     prefixes = ["240" + cfg.operator_mnc] + [c[1] + c[2] for c in COUNTRIES] + ["240" + m for m in OTHER_SE_MNC]
@@ -326,9 +369,20 @@ def build_population(cfg: WorldConfig, geo: Geography, scale: float, seed: int) 
     )
     over = trips.hotel >= 0
     trips.hotel[over] = geo.hotels[rng.integers(0, len(geo.hotels), int(over.sum()))]
-    return Population(cls=cls_all, muni=muni_all, country=country, subscriber=sub, home=home_all,
-                      work=work_all, occupation=occ_all, tac=tac, machine_period=period, imsi=imsi,
-                      trips=trips, share_by_muni=share)
+    return Population(
+        cls=cls_all,
+        muni=muni_all,
+        country=country,
+        subscriber=sub,
+        home=home_all,
+        work=work_all,
+        occupation=occ_all,
+        tac=tac,
+        machine_period=period,
+        imsi=imsi,
+        trips=trips,
+        share_by_muni=share,
+    )
 
 
 def persons_frame(pop: Population, geo: Geography, event_host_code: str = HOST_CODE) -> pl.DataFrame:
@@ -342,13 +396,15 @@ def persons_frame(pop: Population, geo: Geography, event_host_code: str = HOST_C
     def lookup(values: list, idx: np.ndarray) -> pl.Series:
         return pl.Series(values, dtype=pl.String).gather(pl.Series(idx.astype(np.uint32)))
 
-    return pl.DataFrame({
-        "person_id": np.arange(pop.n, dtype=np.int64),
-        "imsi": pl.from_arrow(pop.imsi),
-        "is_subscriber": pop.subscriber,
-        "person_class": lookup(list(PERSON_CLASSES), pop.cls),
-        "visitor_class": lookup([*VISITOR_CLASSES, None], vclass),
-        "home_municipality": lookup(codes, muni),
-        "origin_country": lookup(list(COUNTRY_ISO2), pop.country),
-        "tac": lookup([*TACS, None], np.where(pop.tac >= 0, pop.tac, len(TACS))),
-    })
+    return pl.DataFrame(
+        {
+            "person_id": np.arange(pop.n, dtype=np.int64),
+            "imsi": pl.from_arrow(pop.imsi),
+            "is_subscriber": pop.subscriber,
+            "person_class": lookup(list(PERSON_CLASSES), pop.cls),
+            "visitor_class": lookup([*VISITOR_CLASSES, None], vclass),
+            "home_municipality": lookup(codes, muni),
+            "origin_country": lookup(list(COUNTRY_ISO2), pop.country),
+            "tac": lookup([*TACS, None], np.where(pop.tac >= 0, pop.tac, len(TACS))),
+        }
+    )

@@ -47,8 +47,7 @@ class DayInfo:
 def day_info(cfg: WorldConfig, d: dt.date) -> DayInfo:
     work = d.weekday() < 5 and d not in cfg.holidays
     vac = 0.05 if d < dt.date(d.year, 6, 20) else 0.30
-    return DayInfo(d, d.toordinal(), work, work and d <= cfg.school_end,
-                   cfg.expo_start <= d <= cfg.expo_end, vac)
+    return DayInfo(d, d.toordinal(), work, work and d <= cfg.school_end, cfg.expo_start <= d <= cfg.expo_end, vac)
 
 
 @dataclass
@@ -94,8 +93,7 @@ def _active_trips(pop: Population, ordinal: int) -> tuple[np.ndarray, np.ndarray
     return sel, k[sel], t.days[sel]
 
 
-def base_plan(cfg: WorldConfig, geo: Geography, pop: Population, day: DayInfo,
-              rng: np.random.Generator) -> Plan:
+def base_plan(cfg: WorldConfig, geo: Geography, pop: Population, day: DayInfo, rng: np.random.Generator) -> Plan:
     """Everyone's plan without zone itineraries (those are added by ``add_itineraries``)."""
     res = np.flatnonzero((pop.cls == RESIDENT) | (pop.cls == COMMUTER))
     sel, kday, tdays = _active_trips(pop, day.ordinal)
@@ -159,12 +157,21 @@ def base_plan(cfg: WorldConfig, geo: Geography, pop: Population, day: DayInfo,
     leis_v = rng.random(nv) < 0.3
     place[nr:, SLOT_LEISURE] = np.where(leis_v, geo.leisure[rng.integers(0, len(geo.leisure), nv)], -1)
     dwell[nr:, SLOT_LEISURE] = rng.uniform(0.5, 1.5, nv) * 3600
-    return Plan(person=person, place=place, dwell=dwell, on=on, off=off, visitor=visitor,
-                itin_start=itin_start, int_last=np.concatenate([np.zeros(nr, bool), is_int & last]))
+    return Plan(
+        person=person,
+        place=place,
+        dwell=dwell,
+        on=on,
+        off=off,
+        visitor=visitor,
+        itin_start=itin_start,
+        int_last=np.concatenate([np.zeros(nr, bool), is_int & last]),
+    )
 
 
-def add_itineraries(plan: Plan, geo: Geography, rows: np.ndarray, inc_area: np.ndarray,
-                    inc_venue: np.ndarray, rng: np.random.Generator) -> None:
+def add_itineraries(
+    plan: Plan, geo: Geography, rows: np.ndarray, inc_area: np.ndarray, inc_venue: np.ndarray, rng: np.random.Generator
+) -> None:
     """Fill the zone itinerary slots of the given plan rows.
 
     inc_area (len(rows), 3) and inc_venue (len(rows), 5) say which areas and venues each goer
@@ -237,8 +244,12 @@ def chain(plan: Plan, geo: Geography) -> Stops:
     valid[home_all_day, -1] = False
     dep[home_all_day, 0] = DAY_S
     rows = np.broadcast_to(np.arange(n)[:, None], place.shape)
-    s = Stops(row=rows[valid].astype(np.int64), place=place[valid].astype(np.int32),
-              arr=np.round(arr[valid]).astype(np.int32), dep=np.round(dep[valid]).astype(np.int32))
+    s = Stops(
+        row=rows[valid].astype(np.int64),
+        place=place[valid].astype(np.int32),
+        arr=np.round(arr[valid]).astype(np.int32),
+        dep=np.round(dep[valid]).astype(np.int32),
+    )
     # monotone times (rounding) and end of day
     s.dep = np.minimum(np.maximum(s.dep, s.arr), DAY_S)
     # departing internationals: leave the network 10 minutes after reaching the station

@@ -26,8 +26,34 @@ EVENT_TYPES = ("attach", "detach", "call", "sms", "data", "handover", "location_
 ATTACH, DETACH, CALL, SMS, DATA, HANDOVER, LU = range(7)
 
 # relative activity per local hour (smartphone traffic)
-DIURNAL = np.array([0.25, 0.12, 0.08, 0.06, 0.06, 0.12, 0.45, 0.85, 1.0, 1.0, 1.0, 1.05,
-                    1.15, 1.1, 1.05, 1.05, 1.1, 1.2, 1.25, 1.25, 1.2, 1.05, 0.8, 0.5])
+DIURNAL = np.array(
+    [
+        0.25,
+        0.12,
+        0.08,
+        0.06,
+        0.06,
+        0.12,
+        0.45,
+        0.85,
+        1.0,
+        1.0,
+        1.0,
+        1.05,
+        1.15,
+        1.1,
+        1.05,
+        1.05,
+        1.1,
+        1.2,
+        1.25,
+        1.25,
+        1.2,
+        1.05,
+        0.8,
+        0.5,
+    ]
+)
 
 
 @dataclass
@@ -41,8 +67,7 @@ class Events:
 
     @staticmethod
     def concat(parts: list[Events]) -> Events:
-        return Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                        ("person", "t", "cell", "etype")))
+        return Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("person", "t", "cell", "etype")))
 
     def take(self, idx: np.ndarray) -> Events:
         return Events(self.person[idx], self.t[idx], self.cell[idx], self.etype[idx])
@@ -57,8 +82,12 @@ def _diurnal_times(rng: np.random.Generator, n: int) -> np.ndarray:
     return (hour * 3600 + rng.integers(0, 3600, n)).astype(np.int64)
 
 
-def _positions(stops: Stops, rows: np.ndarray, t: np.ndarray, geo: Geography,
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _positions(
+    stops: Stops,
+    rows: np.ndarray,
+    t: np.ndarray,
+    geo: Geography,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For events (plan row, time): at a place (place >= 0) or moving (xy)."""
     key_s = stops.row * (1 << 18) + stops.arr
     key_e = rows * (1 << 18) + t
@@ -78,8 +107,9 @@ def _positions(stops: Stops, rows: np.ndarray, t: np.ndarray, geo: Geography,
     return place, pos, moving
 
 
-def full_profile_events(cfg: WorldConfig, geo: Geography, pop: Population, plan: Plan,
-                        stops: Stops, day: DayInfo, rng: np.random.Generator) -> Events:
+def full_profile_events(
+    cfg: WorldConfig, geo: Geography, pop: Population, plan: Plan, stops: Stops, day: DayInfo, rng: np.random.Generator
+) -> Events:
     """Events of the fully simulated subscribers (residents, commuters, visitors on a trip)."""
     sub_rows = np.flatnonzero(pop.subscriber[plan.person])
     n = len(sub_rows)
@@ -191,14 +221,17 @@ def full_profile_events(cfg: WorldConfig, geo: Geography, pop: Population, plan:
     lcell[at] = place_cells(geo, lplace[at], day.is_expo, rng)
     lcell[~at] = choose_cells(lpos[~at], geo, day.is_expo, rng, cfg.cell_choice_temperature)
     rows = np.concatenate([rows, lu_row])
-    return Events(person=plan.person[rows],
-                  t=np.concatenate([t, lu_t]).astype(np.int32),
-                  cell=np.concatenate([cell, lcell]),
-                  etype=np.concatenate([et, np.full(len(lu_row), LU, np.int8)]))
+    return Events(
+        person=plan.person[rows],
+        t=np.concatenate([t, lu_t]).astype(np.int32),
+        cell=np.concatenate([cell, lcell]),
+        etype=np.concatenate([et, np.full(len(lu_row), LU, np.int8)]),
+    )
 
 
-def sparse_events(cfg: WorldConfig, geo: Geography, pop: Population, plan: Plan, day: DayInfo,
-                  rng: np.random.Generator) -> Events:
+def sparse_events(
+    cfg: WorldConfig, geo: Geography, pop: Population, plan: Plan, day: DayInfo, rng: np.random.Generator
+) -> Events:
     """Idle signalling at home of Swedish subscribers who are not simulated in full today."""
     busy = np.zeros(pop.n, bool)
     busy[plan.person] = True
@@ -213,16 +246,17 @@ def sparse_events(cfg: WorldConfig, geo: Geography, pop: Population, plan: Plan,
     td = rng.integers(7 * 3600, 22 * 3600, len(pd_))
     person = np.concatenate([pn, pd_])
     t = np.concatenate([tn, td]).astype(np.int32)
-    et = np.concatenate([
-        np.where(rng.random(len(pn)) < 0.75, LU, DATA),
-        rng.choice([LU, DATA, DATA, DATA, SMS, CALL], size=len(pd_)),
-    ]).astype(np.int8)
+    et = np.concatenate(
+        [
+            np.where(rng.random(len(pn)) < 0.75, LU, DATA),
+            rng.choice([LU, DATA, DATA, DATA, SMS, CALL], size=len(pd_)),
+        ]
+    ).astype(np.int8)
     cell = place_cells(geo, pop.home[person], day.is_expo, rng)
     return Events(person=person.astype(np.int64), t=t, cell=cell, etype=et)
 
 
-def machine_events(cfg: WorldConfig, geo: Geography, pop: Population, day: DayInfo,
-                   rng: np.random.Generator) -> Events:
+def machine_events(cfg: WorldConfig, geo: Geography, pop: Population, day: DayInfo, rng: np.random.Generator) -> Events:
     """Fixed SIMs reporting every period (with a little jitter), nearly always one cell."""
     m = np.flatnonzero((pop.cls == MACHINE) & pop.subscriber)
     period = pop.machine_period[m].astype(np.int64)

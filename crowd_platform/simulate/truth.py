@@ -24,8 +24,7 @@ def zone_intervals(stops: Stops, plan: Plan, geo: Geography) -> pl.DataFrame:
     r = stops.row
     n = len(r)
     if n == 0:
-        return pl.DataFrame(schema={"person": pl.Int64, "zone": pl.Int8, "start_s": pl.Int32,
-                                    "end_s": pl.Int32})
+        return pl.DataFrame(schema={"person": pl.Int64, "zone": pl.Int8, "start_s": pl.Int32, "end_s": pl.Int32})
     same_prev = np.r_[False, r[1:] == r[:-1]]
     same_next = np.r_[r[1:] == r[:-1], False]
     prev_dep = np.r_[0, stops.dep[:-1]]
@@ -39,17 +38,19 @@ def zone_intervals(stops: Stops, plan: Plan, geo: Geography) -> pl.DataFrame:
     keep_a = (area >= 0) & (e > s)
     keep_v = (venue >= 0) & (e > s)
     person = plan.person[r]
-    df = pl.DataFrame({
-        "person": np.concatenate([person[keep_a], person[keep_v]]),
-        "zone": np.concatenate([area[keep_a], venue[keep_v] + len(AREAS)]).astype(np.int8),
-        "start_s": np.concatenate([s[keep_a], s[keep_v]]).astype(np.int32),
-        "end_s": np.concatenate([e[keep_a], e[keep_v]]).astype(np.int32),
-    })
+    df = pl.DataFrame(
+        {
+            "person": np.concatenate([person[keep_a], person[keep_v]]),
+            "zone": np.concatenate([area[keep_a], venue[keep_v] + len(AREAS)]).astype(np.int8),
+            "start_s": np.concatenate([s[keep_a], s[keep_v]]).astype(np.int32),
+            "end_s": np.concatenate([e[keep_a], e[keep_v]]).astype(np.int32),
+        }
+    )
     return (
         df.sort("person", "zone", "start_s")
         .with_columns(
-            (pl.col("start_s") > pl.col("end_s").shift(1).over("person", "zone"))
-            .fill_null(True).cum_sum().alias("g"))
+            (pl.col("start_s") > pl.col("end_s").shift(1).over("person", "zone")).fill_null(True).cum_sum().alias("g")
+        )
         .group_by("person", "zone", "g")
         .agg(pl.col("start_s").min(), pl.col("end_s").max())
         .drop("g")
@@ -63,7 +64,8 @@ def visits_of(intervals: pl.DataFrame) -> pl.DataFrame:
         intervals.with_columns((pl.col("end_s") - pl.col("start_s")).alias("dwell_s"))
         .filter(pl.col("dwell_s") >= VISIT_MIN_S)
         .sort("dwell_s", descending=True)
-        .group_by("person", "zone", maintain_order=True).first()
+        .group_by("person", "zone", maintain_order=True)
+        .first()
         .sort("person", "zone")
     )
 

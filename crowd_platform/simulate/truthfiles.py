@@ -52,8 +52,7 @@ class TruthWriter:
         self.country_persons, self.country_subs = n_c, s_c
         self.share_country = np.where(n_c > 0, s_c / np.maximum(n_c, 1), np.nan)
         # per-person weight of the oracle: 1 / true share of the person's group
-        share = np.where(pop.country > 0, self.share_country[pop.country],
-                         self.share_muni[np.maximum(pop.muni, 0)])
+        share = np.where(pop.country > 0, self.share_country[pop.country], self.share_muni[np.maximum(pop.muni, 0)])
         self.oracle_w = np.where(pop.subscriber & (share > 0), 1.0 / np.where(share > 0, share, 1), 0.0)
         self.zone_daily: list[pl.DataFrame] = []
         self.country_daily: list[pl.DataFrame] = []
@@ -78,21 +77,22 @@ class TruthWriter:
             "home_municipality": home,
         }
 
-    def add_day(self, day: DayInfo, plan: Plan, intervals: pl.DataFrame, visits: pl.DataFrame,
-                target: np.ndarray) -> np.ndarray:
+    def add_day(
+        self, day: DayInfo, plan: Plan, intervals: pl.DataFrame, visits: pl.DataFrame, target: np.ndarray
+    ) -> np.ndarray:
         d = day.date
         base_us = int(dt.datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(self.cfg.timezone)).timestamp()) * 1_000_000
         zone_names = pl.Series(list(ZONE_IDS))
 
         def ts(col: str) -> pl.Expr:
-            return pl.from_epoch(pl.col(col).cast(pl.Int64) * 1_000_000 + base_us, "us") \
-                .dt.replace_time_zone("UTC")
+            return pl.from_epoch(pl.col(col).cast(pl.Int64) * 1_000_000 + base_us, "us").dt.replace_time_zone("UTC")
 
         pres = intervals.select(
             pl.lit(d).alias("event_date"),
             pl.col("person").alias("person_id"),
             pl.col("zone").map_batches(lambda s: zone_names.gather(s.cast(pl.UInt32))).alias("zone_id"),
-            ts("start_s").alias("start"), ts("end_s").alias("end"),
+            ts("start_s").alias("start"),
+            ts("end_s").alias("end"),
             (pl.col("end_s") - pl.col("start_s")).alias("duration_s"),
         )
         _write(pres, self.root / "presence" / f"date={d.isoformat()}" / "part-0.parquet")
@@ -100,9 +100,12 @@ class TruthWriter:
         zone = visits["zone"].to_numpy().astype(np.int64)
         a = self._attrs(person)
         v = visits.select(
-            pl.lit(d).alias("event_date"), pl.col("person").alias("person_id"),
+            pl.lit(d).alias("event_date"),
+            pl.col("person").alias("person_id"),
             pl.col("zone").map_batches(lambda s: zone_names.gather(s.cast(pl.UInt32))).alias("zone_id"),
-            ts("start_s").alias("visit_start"), ts("end_s").alias("visit_end"), pl.col("dwell_s"),
+            ts("start_s").alias("visit_start"),
+            ts("end_s").alias("visit_end"),
+            pl.col("dwell_s"),
         ).with_columns(
             pl.Series("imsi", self.pop.imsi.take(pa.array(person)), dtype=pl.String),
             pl.Series("is_subscriber", a["is_subscriber"]),
@@ -120,27 +123,39 @@ class TruthWriter:
         by_class = [np.bincount(zone[self.vclass[person] == c], minlength=nz) for c in range(3)]
         dwell = visits["dwell_s"].to_numpy()
         med = [float(np.median(dwell[zone == z]) / 60) if (zone == z).any() else None for z in range(nz)]
-        self.zone_daily.append(pl.DataFrame({
-            "event_date": [d] * nz, "zone_id": list(ZONE_IDS), "is_expo_day": [day.is_expo] * nz,
-            "visitors": cnt, "visitors_subscribers": cnt_sub,
-            "visitors_resident": by_class[0], "visitors_domestic": by_class[1],
-            "visitors_international": by_class[2],
-            "visitors_oracle": oracle,
-            "oracle_rel_error": np.where(cnt > 0, oracle / np.maximum(cnt, 1) - 1.0, np.nan),
-            "median_dwell_min": med, "target": np.round(target, 1),
-        }, schema_overrides={"median_dwell_min": pl.Float64}))
+        self.zone_daily.append(
+            pl.DataFrame(
+                {
+                    "event_date": [d] * nz,
+                    "zone_id": list(ZONE_IDS),
+                    "is_expo_day": [day.is_expo] * nz,
+                    "visitors": cnt,
+                    "visitors_subscribers": cnt_sub,
+                    "visitors_resident": by_class[0],
+                    "visitors_domestic": by_class[1],
+                    "visitors_international": by_class[2],
+                    "visitors_oracle": oracle,
+                    "oracle_rel_error": np.where(cnt > 0, oracle / np.maximum(cnt, 1) - 1.0, np.nan),
+                    "median_dwell_min": med,
+                    "target": np.round(target, 1),
+                },
+                schema_overrides={"median_dwell_min": pl.Float64},
+            )
+        )
         grp = v.select("zone_id", "origin_country", "home_municipality", "is_subscriber")
         self.country_daily.append(
-            grp.group_by("zone_id", "origin_country").agg(
-                pl.len().alias("visitors"), pl.col("is_subscriber").sum().alias("visitors_subscribers"))
+            grp.group_by("zone_id", "origin_country")
+            .agg(pl.len().alias("visitors"), pl.col("is_subscriber").sum().alias("visitors_subscribers"))
             .rename({"origin_country": "country_iso2"})
-            .with_columns(pl.lit(d).alias("event_date")))
+            .with_columns(pl.lit(d).alias("event_date"))
+        )
         self.muni_daily.append(
             grp.filter(pl.col("home_municipality").is_not_null())
-            .group_by("zone_id", "home_municipality").agg(
-                pl.len().alias("visitors"), pl.col("is_subscriber").sum().alias("visitors_subscribers"))
+            .group_by("zone_id", "home_municipality")
+            .agg(pl.len().alias("visitors"), pl.col("is_subscriber").sum().alias("visitors_subscribers"))
             .rename({"home_municipality": "municipality_code"})
-            .with_columns(pl.lit(d).alias("event_date")))
+            .with_columns(pl.lit(d).alias("event_date"))
+        )
         in_area = zone < len(AREAS)
         if day.is_expo:
             self.event_visitor[person] = True
@@ -159,27 +174,52 @@ class TruthWriter:
         pop, root = self.pop, self.root
         _write(persons_frame(pop, self.geo), root / "persons.parquet")
         munis = self.geo.munis
-        _write(pl.DataFrame({
-            "municipality_code": munis["code"], "name": munis["name"],
-            "population_reference": munis["population"],
-            "persons": self.muni_persons, "subscribers": self.muni_subs.astype(np.int64),
-            "share": self.share_muni, "share_drawn": pop.share_by_muni,
-        }), root / "market_shares_municipality.parquet")
+        _write(
+            pl.DataFrame(
+                {
+                    "municipality_code": munis["code"],
+                    "name": munis["name"],
+                    "population_reference": munis["population"],
+                    "persons": self.muni_persons,
+                    "subscribers": self.muni_subs.astype(np.int64),
+                    "share": self.share_muni,
+                    "share_drawn": pop.share_by_muni,
+                }
+            ),
+            root / "market_shares_municipality.parquet",
+        )
         cfg_share = {c[0]: c[4] for c in COUNTRIES}
-        _write(pl.DataFrame({
-            "country_iso2": list(COUNTRY_ISO2[1:]),
-            "persons": self.country_persons[1:], "subscribers": self.country_subs[1:].astype(np.int64),
-            "share": self.share_country[1:],
-            "share_configured": [cfg_share[c] for c in COUNTRY_ISO2[1:]],
-        }), root / "market_shares_country.parquet")
+        _write(
+            pl.DataFrame(
+                {
+                    "country_iso2": list(COUNTRY_ISO2[1:]),
+                    "persons": self.country_persons[1:],
+                    "subscribers": self.country_subs[1:].astype(np.int64),
+                    "share": self.share_country[1:],
+                    "share_configured": [cfg_share[c] for c in COUNTRY_ISO2[1:]],
+                }
+            ),
+            root / "market_shares_country.parquet",
+        )
         zd = pl.concat(self.zone_daily) if self.zone_daily else pl.DataFrame()
         _write(zd, root / "zone_daily.parquet")
-        cd = pl.concat(self.country_daily).select("event_date", "zone_id", "country_iso2", "visitors",
-                                                  "visitors_subscribers").sort("event_date", "zone_id", "country_iso2")
+        cd = (
+            pl.concat(self.country_daily)
+            .select("event_date", "zone_id", "country_iso2", "visitors", "visitors_subscribers")
+            .sort("event_date", "zone_id", "country_iso2")
+        )
         _write(cd, root / "origin_country_daily.parquet")
-        md = pl.concat(self.muni_daily).select(
-            "event_date", "zone_id", "municipality_code", "visitors", "visitors_subscribers",
-        ).sort("event_date", "zone_id", "municipality_code")
+        md = (
+            pl.concat(self.muni_daily)
+            .select(
+                "event_date",
+                "zone_id",
+                "municipality_code",
+                "visitors",
+                "visitors_subscribers",
+            )
+            .sort("event_date", "zone_id", "municipality_code")
+        )
         _write(md, root / "home_municipality_daily.parquet")
         kpis = self._kpis(zd, cd, md)
         _write(kpis, root / "event_kpis.parquet")
@@ -190,8 +230,12 @@ class TruthWriter:
             "summary": summary,
             "config": config,
             "dirt_totals": {k: int(dirt[k].sum()) for k in dirt.columns if k != "event_date"} if self.dirt else {},
-            "kpis": {"/".join(part for part in (r["metric"], r["zone_id"], r["other_zone_id"], r["category"]) if part):
-                     r["value"] for r in kpis.iter_rows(named=True)},
+            "kpis": {
+                "/".join(part for part in (r["metric"], r["zone_id"], r["other_zone_id"], r["category"]) if part): r[
+                    "value"
+                ]
+                for r in kpis.iter_rows(named=True)
+            },
         }
         (root / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n", encoding="utf-8")
 
@@ -212,9 +256,14 @@ class TruthWriter:
         rows.append(("unique_visitors", "", float(ev.sum()), float(self.event_visitor_sub.sum())))
         pop = self.pop
         intl = ev & (pop.country > 0)
-        rows.append(("international_share", "", float(intl.sum() / max(ev.sum(), 1)),
-                     float((self.event_visitor_sub & (pop.country > 0)).sum()
-                           / max(self.event_visitor_sub.sum(), 1))))
+        rows.append(
+            (
+                "international_share",
+                "",
+                float(intl.sum() / max(ev.sum(), 1)),
+                float((self.event_visitor_sub & (pop.country > 0)).sum() / max(self.event_visitor_sub.sum(), 1)),
+            )
+        )
         # distinct persons per country over the event (any zone)
         c_all = np.bincount(pop.country[ev], minlength=len(COUNTRY_ISO2))
         c_sub = np.bincount(pop.country[self.event_visitor_sub], minlength=len(COUNTRY_ISO2))
@@ -229,17 +278,27 @@ class TruthWriter:
         rows.append(("municipalities_k10", "", float((m_all >= 10).sum()), float((m_sub >= 10).sum())))
         dw = np.concatenate(self.event_dwell) if self.event_dwell else np.zeros(0)
         rows.append(("median_dwell_min", "", float(np.median(dw) / 60) if len(dw) else None, None))
-        areas = e.filter(pl.col("zone_id").is_in(list(AREA_IDS))).group_by("event_date").agg(
-            pl.col("visitors").sum()).sort("visitors", "event_date", descending=[True, False])
+        areas = (
+            e.filter(pl.col("zone_id").is_in(list(AREA_IDS)))
+            .group_by("event_date")
+            .agg(pl.col("visitors").sum())
+            .sort("visitors", "event_date", descending=[True, False])
+        )
         peak = areas["event_date"][0] if areas.height else None
         rows.append(("peak_day_visits", "", float(areas["visitors"][0]) if areas.height else None, None))
         out = pl.DataFrame(rows, schema=["metric", "zone_id", "value", "value_subscribers"], orient="row")
-        out = out.with_columns(pl.lit("h22").alias("event_id"), pl.lit("").alias("other_zone_id"),
-                               pl.lit("").alias("category"))
+        out = out.with_columns(
+            pl.lit("h22").alias("event_id"), pl.lit("").alias("other_zone_id"), pl.lit("").alias("category")
+        )
         # the peak day's date is kept in ``note`` (value = its total visits over the main areas)
         note = peak.isoformat() if peak is not None else None
-        out = out.with_columns(pl.when(pl.col("metric") == "peak_day_visits").then(pl.lit(note))
-                               .otherwise(None).cast(pl.String).alias("note"))
+        out = out.with_columns(
+            pl.when(pl.col("metric") == "peak_day_visits")
+            .then(pl.lit(note))
+            .otherwise(None)
+            .cast(pl.String)
+            .alias("note")
+        )
         return pl.concat([out.select(KPI_COLUMNS), self._person_kpis(), self._uplift(zd)])
 
     def _person_kpis(self) -> pl.DataFrame:
@@ -262,46 +321,69 @@ class TruthWriter:
             group = (days >= fewest) & (days <= most)
             rows.append(("days_attended", "", "", category, float(group.sum()), float((group & sub).sum())))
         n_all, n_sub = max(int(attendees.sum()), 1), max(int((attendees & sub).sum()), 1)
-        rows.append(("days_attended_mean", "", "", "", float(days[attendees].sum() / n_all),
-                     float(days[attendees & sub].sum() / n_sub)))
+        rows.append(
+            (
+                "days_attended_mean",
+                "",
+                "",
+                "",
+                float(days[attendees].sum() / n_all),
+                float(days[attendees & sub].sum() / n_sub),
+            )
+        )
         returning = attendees & self.baseline_area_visitor
         first_time = attendees & ~self.baseline_area_visitor
         rows.append(("returning_visitors", "", "", "", float(returning.sum()), float((returning & sub).sum())))
         rows.append(("first_time_visitors", "", "", "", float(first_time.sum()), float((first_time & sub).sum())))
-        out = pl.DataFrame(rows, schema=["metric", "zone_id", "other_zone_id", "category", "value",
-                                         "value_subscribers"], orient="row")
+        out = pl.DataFrame(
+            rows, schema=["metric", "zone_id", "other_zone_id", "category", "value", "value_subscribers"], orient="row"
+        )
         return out.with_columns(pl.lit("h22").alias("event_id"), pl.lit(None, pl.String).alias("note")).select(
-            KPI_COLUMNS)
+            KPI_COLUMNS
+        )
 
     def _uplift(self, zd: pl.DataFrame) -> pl.DataFrame:
         """Uplift of each main area (and in total): visitors on the expo days minus, for each expo day, the
         mean of the same weekday in the baseline weeks; and visits per visitor over the main areas."""
         start = self.cfg.expo_start
         areas = zd.filter(pl.col("zone_id").is_in(list(AREA_IDS))).with_columns(
-            pl.col("event_date").dt.weekday().alias("weekday"))
-        baseline = areas.filter(pl.col("event_date").is_between(start - dt.timedelta(days=BASELINE_DAYS),
-                                                                 start - dt.timedelta(days=1)))
+            pl.col("event_date").dt.weekday().alias("weekday")
+        )
+        baseline = areas.filter(
+            pl.col("event_date").is_between(start - dt.timedelta(days=BASELINE_DAYS), start - dt.timedelta(days=1))
+        )
         expo = areas.filter(pl.col("is_expo_day"))
         rows: list[tuple[str, str, float | None, float | None]] = []
         if baseline.height and expo.height:
             normal = baseline.group_by("zone_id", "weekday").agg(
-                pl.col("visitors").mean().alias("normal"), pl.col("visitors_subscribers").mean().alias("normal_s"))
+                pl.col("visitors").mean().alias("normal"), pl.col("visitors_subscribers").mean().alias("normal_s")
+            )
             joined = expo.join(normal, on=["zone_id", "weekday"], how="left")
             if joined["normal"].null_count() == 0:  # every expo weekday has baseline days
                 per_zone = joined.group_by("zone_id").agg(
                     (pl.col("visitors") - pl.col("normal")).sum().alias("uplift"),
-                    (pl.col("visitors_subscribers") - pl.col("normal_s")).sum().alias("uplift_s"))
+                    (pl.col("visitors_subscribers") - pl.col("normal_s")).sum().alias("uplift_s"),
+                )
                 for r in per_zone.sort("zone_id").iter_rows(named=True):
                     rows.append(("uplift", r["zone_id"], float(r["uplift"]), float(r["uplift_s"])))
                 rows.append(("uplift", "", float(per_zone["uplift"].sum()), float(per_zone["uplift_s"].sum())))
         attendees = self.event_area_days > 0
         sub = self.pop.subscriber.astype(bool)
-        rows.append(("visits_per_visitor", "", float(expo["visitors"].sum() / max(int(attendees.sum()), 1)),
-                     float(expo["visitors_subscribers"].sum() / max(int((attendees & sub).sum()), 1))))
+        rows.append(
+            (
+                "visits_per_visitor",
+                "",
+                float(expo["visitors"].sum() / max(int(attendees.sum()), 1)),
+                float(expo["visitors_subscribers"].sum() / max(int((attendees & sub).sum()), 1)),
+            )
+        )
         out = pl.DataFrame(rows, schema=["metric", "zone_id", "value", "value_subscribers"], orient="row")
-        return out.with_columns(pl.lit("h22").alias("event_id"), pl.lit("").alias("other_zone_id"),
-                                pl.lit("").alias("category"), pl.lit(None, pl.String).alias("note")).select(
-            KPI_COLUMNS)
+        return out.with_columns(
+            pl.lit("h22").alias("event_id"),
+            pl.lit("").alias("other_zone_id"),
+            pl.lit("").alias("category"),
+            pl.lit(None, pl.String).alias("note"),
+        ).select(KPI_COLUMNS)
 
 
 def _write(df: pl.DataFrame, path: Path) -> None:

@@ -38,7 +38,7 @@ def daily_targets(cfg: WorldConfig, scale: float, d: dt.date) -> np.ndarray:
         return total * w[days.index(d)] / w.sum()
     avg = total / len(days)
     t = avg * cfg.baseline_area_factor
-    t[len(AREAS):] = 0.0  # venues open with the expo
+    t[len(AREAS) :] = 0.0  # venues open with the expo
     if d.weekday() >= 5:
         t *= 1.15
     return t
@@ -59,8 +59,9 @@ def _draw(rng: np.random.Generator, weight: np.ndarray, want: float) -> np.ndarr
     return rng.random(len(weight)) < np.minimum(1.0, c * weight)
 
 
-def choose_goers(cfg: WorldConfig, pop: Population, plan: Plan, already: np.ndarray,
-                 deficit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def choose_goers(
+    cfg: WorldConfig, pop: Population, plan: Plan, already: np.ndarray, deficit: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick today's zone-goers and the areas/venues each visits, to fill the deficit per zone.
 
     ``already`` (rows, zones) marks persons who already have a visit from home or work.
@@ -113,8 +114,9 @@ def _cell_helpers(geo: Geography) -> tuple[np.ndarray, np.ndarray]:
     return neighbours, far
 
 
-def simulate_day(cfg: WorldConfig, geo: Geography, pop: Population, day: DayInfo, scale: float,
-                 seed: int, carry: np.ndarray) -> tuple[Plan, pl.DataFrame, pl.DataFrame, Events, np.ndarray]:
+def simulate_day(
+    cfg: WorldConfig, geo: Geography, pop: Population, day: DayInfo, scale: float, seed: int, carry: np.ndarray
+) -> tuple[Plan, pl.DataFrame, pl.DataFrame, Events, np.ndarray]:
     """One local day: plans, truth (intervals, visits) and clean events."""
     rng = np.random.default_rng([seed, day.ordinal, 7])
     plan = base_plan(cfg, geo, pop, day, rng)
@@ -130,17 +132,27 @@ def simulate_day(cfg: WorldConfig, geo: Geography, pop: Population, day: DayInfo
     stops = chain(plan, geo)
     intervals = zone_intervals(stops, plan, geo)
     visits = visits_of(intervals)
-    ev = Events.concat([
-        full_profile_events(cfg, geo, pop, plan, stops, day, rng),
-        sparse_events(cfg, geo, pop, plan, day, rng),
-        machine_events(cfg, geo, pop, day, rng),
-    ])
+    ev = Events.concat(
+        [
+            full_profile_events(cfg, geo, pop, plan, stops, day, rng),
+            sparse_events(cfg, geo, pop, plan, day, rng),
+            machine_events(cfg, geo, pop, day, rng),
+        ]
+    )
     return plan, intervals, visits, ev, target
 
 
-def simulate_world(landing_dir: Path, truth_dir: Path, *, scale: float = 1.0, seed: int = 42,
-                   start: dt.date | None = None, end: dt.date | None = None,
-                   config: WorldConfig | None = None, progress: bool = True) -> dict:
+def simulate_world(
+    landing_dir: Path,
+    truth_dir: Path,
+    *,
+    scale: float = 1.0,
+    seed: int = 42,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    config: WorldConfig | None = None,
+    progress: bool = True,
+) -> dict:
     """Simulate the H22 world into ``landing_dir`` (the pipeline's input) and ``truth_dir``.
 
     Streams day by day; the same arguments give byte-identical files. Returns a summary.
@@ -153,8 +165,7 @@ def simulate_world(landing_dir: Path, truth_dir: Path, *, scale: float = 1.0, se
         raise ValueError(f"end {end} is before start {start}")
     landing = Path(landing_dir)
     truth = Path(truth_dir)
-    geo = build_geography(seed, cfg.expo_start, cfg.expo_end, cfg.helsingborg_population,
-                          cfg.sweden_population)
+    geo = build_geography(seed, cfg.expo_start, cfg.expo_end, cfg.helsingborg_population, cfg.sweden_population)
     pop = build_population(cfg, geo, scale, seed)
     write_reference(landing, geo, cfg, scale)
     writer = EventWriter(landing, geo, pop.imsi, cfg)
@@ -174,8 +185,9 @@ def simulate_world(landing_dir: Path, truth_dir: Path, *, scale: float = 1.0, se
     truncated: str | None = None
     for d in it:
         day = day_info(cfg, d)
-        plan, intervals, visits, ev, target = simulate_day(cfg, geo, pop, day, scale, seed,
-                                                           carry if day.is_expo else 0 * carry)
+        plan, intervals, visits, ev, target = simulate_day(
+            cfg, geo, pop, day, scale, seed, carry if day.is_expo else 0 * carry
+        )
         counts = tw.add_day(day, plan, intervals, visits, target)
         if day.is_expo:
             # integral feedback: what a day missed is added to the next day's targets
@@ -183,12 +195,14 @@ def simulate_world(landing_dir: Path, truth_dir: Path, *, scale: float = 1.0, se
             carry = np.maximum(cum_gap, -daily_targets(cfg, scale, d))
         # clean events -> rows with string-table indices
         rng = np.random.default_rng([seed, day.ordinal, 11])
-        us = _local_midnight_us(d, cfg.timezone) + ev.t.astype(np.int64) * 1_000_000 \
+        us = (
+            _local_midnight_us(d, cfg.timezone)
+            + ev.t.astype(np.int64) * 1_000_000
             + rng.integers(0, 1000, len(ev)) * 1000
+        )
         tac = pop.tac[ev.person]
         tac = np.where(rng.random(len(ev)) < cfg.missing_tac_share, -1, tac).astype(np.int16)
-        batch = Batch(imsi=ev.person, cell=ev.cell, etype=ev.etype, us=us,
-                      has_time=np.ones(len(ev), bool), tac=tac)
+        batch = Batch(imsi=ev.person, cell=ev.cell, etype=ev.etype, us=us, has_time=np.ones(len(ev), bool), tac=tac)
         today, late, dirt_counts = inject(batch, cfg, pop.n, n_cells, neighbours, far, rng)
         if pending_late is not None:
             today = Batch.concat([today, pending_late])

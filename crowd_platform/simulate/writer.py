@@ -23,23 +23,27 @@ from .population import COUNTRIES, TACS
 from .signalling import EVENT_TYPES
 from .zones import AREA_IDS, zones_geojson
 
-EVENT_SCHEMA = pa.schema([
-    pa.field("event_time", pa.timestamp("us", tz="UTC")),
-    pa.field("imsi", pa.string()),
-    pa.field("cell_id", pa.string()),
-    pa.field("event_type", pa.string()),
-    pa.field("tac", pa.string()),
-])
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("event_time", pa.timestamp("us", tz="UTC")),
+        pa.field("imsi", pa.string()),
+        pa.field("cell_id", pa.string()),
+        pa.field("event_type", pa.string()),
+        pa.field("tac", pa.string()),
+    ]
+)
 
 
 def write_reference(landing: Path, geo: Geography, cfg: WorldConfig, scale: float) -> None:
     ref = landing / "reference"
     ref.mkdir(parents=True, exist_ok=True)
     cells = cells_reference(geo).with_columns(
-        pl.col("valid_from").dt.strftime("%Y-%m-%d"), pl.col("valid_to").dt.strftime("%Y-%m-%d"))
+        pl.col("valid_from").dt.strftime("%Y-%m-%d"), pl.col("valid_to").dt.strftime("%Y-%m-%d")
+    )
     cells.write_csv(ref / "cells.csv", null_value="")
-    (ref / "zones.geojson").write_text(json.dumps(zones_geojson(), ensure_ascii=False, indent=1) + "\n",
-                                       encoding="utf-8")
+    (ref / "zones.geojson").write_text(
+        json.dumps(zones_geojson(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+    )
     zones = ", ".join(f'"{z}"' for z in AREA_IDS)
     (ref / "events.toml").write_text(
         "# Events to report (DESIGN section 3). Dates are inclusive, local time.\n\n"
@@ -49,7 +53,9 @@ def write_reference(landing: Path, geo: Geography, cfg: WorldConfig, scale: floa
         f"start = {cfg.expo_start.isoformat()}\n"
         f"end = {cfg.expo_end.isoformat()}\n"
         f"main_zones = [{zones}]\n"
-        f'host_municipality = "{HOST_CODE}"\n', encoding="utf-8")
+        f'host_municipality = "{HOST_CODE}"\n',
+        encoding="utf-8",
+    )
     # The synthetic country has `scale` times the real residents: its population register too, or
     # every extrapolation would be off by 1 / scale.
     geo.munis.select(
@@ -77,13 +83,16 @@ class EventWriter:
 
     def table(self, b: Batch) -> pa.Table:
         tac = np.where(b.tac >= 0, b.tac, len(TACS))
-        return pa.table({
-            "event_time": pa.array(b.us, pa.timestamp("us", tz="UTC"), mask=~b.has_time),
-            "imsi": self.imsi.take(pa.array(b.imsi)),
-            "cell_id": self.cells.take(pa.array(b.cell)),
-            "event_type": self.etypes.take(pa.array(b.etype.astype(np.int32))),
-            "tac": self.tacs.take(pa.array(tac.astype(np.int32))),
-        }, schema=EVENT_SCHEMA)
+        return pa.table(
+            {
+                "event_time": pa.array(b.us, pa.timestamp("us", tz="UTC"), mask=~b.has_time),
+                "imsi": self.imsi.take(pa.array(b.imsi)),
+                "cell_id": self.cells.take(pa.array(b.cell)),
+                "event_type": self.etypes.take(pa.array(b.etype.astype(np.int32))),
+                "tac": self.tacs.take(pa.array(tac.astype(np.int32))),
+            },
+            schema=EVENT_SCHEMA,
+        )
 
     def write_day(self, delivery: dt.date, b: Batch, truncate: bool) -> list[Path]:
         """Write one delivery folder; returns the written paths (sorted by time per file)."""
@@ -124,15 +133,17 @@ class EventWriter:
         df = pl.from_arrow(tbl)
         assert isinstance(df, pl.DataFrame)
         df = df.with_columns(
-            pl.col("event_time").dt.convert_time_zone(self.cfg.timezone)
-            .dt.strftime("%Y-%m-%dT%H:%M:%S%:z"))
+            pl.col("event_time").dt.convert_time_zone(self.cfg.timezone).dt.strftime("%Y-%m-%dT%H:%M:%S%:z")
+        )
         buf = io.BytesIO()
         df.write_csv(buf, null_value="")
         data = buf.getvalue()
         if gz:
             # mtime=0 and no file name: identical bytes on every run
-            with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                                        mtime=0, compresslevel=5) as f:
+            with (
+                open(path, "wb") as raw,
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=5) as f,
+            ):
                 f.write(data)
         else:
             path.write_bytes(data)

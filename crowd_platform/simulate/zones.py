@@ -22,33 +22,76 @@ class Zone:
 
 
 def _box(lon: float, lat: float, dlon: float, dlat: float) -> tuple[tuple[float, float], ...]:
-    return ((lon - dlon, lat - dlat), (lon + dlon, lat - dlat), (lon + dlon, lat + dlat),
-            (lon - dlon, lat + dlat), (lon - dlon, lat - dlat))
+    return (
+        (lon - dlon, lat - dlat),
+        (lon + dlon, lat - dlat),
+        (lon + dlon, lat + dlat),
+        (lon - dlon, lat + dlat),
+        (lon - dlon, lat - dlat),
+    )
 
 
 ZONES: tuple[Zone, ...] = (
     # The centre: Stortorget, Kärnan, the pedestrian streets, Norra hamnen's south end and the
     # Slottshagen park north-east of Kärnan. The southern edge stops just north of Knutpunkten.
-    Zone("city_slottshagen", "City & Slottshagen", "area", None, (
-        (12.6886, 56.0444), (12.6985, 56.0442), (12.7032, 56.0452), (12.7066, 56.0482),
-        (12.7056, 56.0514), (12.6990, 56.0522), (12.6905, 56.0507), (12.6878, 56.0472),
-        (12.6886, 56.0444))),
+    Zone(
+        "city_slottshagen",
+        "City & Slottshagen",
+        "area",
+        None,
+        (
+            (12.6886, 56.0444),
+            (12.6985, 56.0442),
+            (12.7032, 56.0452),
+            (12.7066, 56.0482),
+            (12.7056, 56.0514),
+            (12.6990, 56.0522),
+            (12.6905, 56.0507),
+            (12.6878, 56.0472),
+            (12.6886, 56.0444),
+        ),
+    ),
     # The new harbour district on the pier south-west of Knutpunkten.
-    Zone("oceanhamnen", "Oceanhamnen", "area", None, (
-        (12.6830, 56.0375), (12.6905, 56.0371), (12.6942, 56.0395), (12.6946, 56.0424),
-        (12.6900, 56.0431), (12.6840, 56.0420), (12.6830, 56.0375))),
+    Zone(
+        "oceanhamnen",
+        "Oceanhamnen",
+        "area",
+        None,
+        (
+            (12.6830, 56.0375),
+            (12.6905, 56.0371),
+            (12.6942, 56.0395),
+            (12.6946, 56.0424),
+            (12.6900, 56.0431),
+            (12.6840, 56.0420),
+            (12.6830, 56.0375),
+        ),
+    ),
     # The north-eastern residential district (million-programme estate under renewal).
-    Zone("drottninghog", "Drottninghög", "area", None, (
-        (12.7200, 56.0600), (12.7330, 56.0595), (12.7365, 56.0630), (12.7340, 56.0665),
-        (12.7230, 56.0668), (12.7190, 56.0635), (12.7200, 56.0600))),
+    Zone(
+        "drottninghog",
+        "Drottninghög",
+        "area",
+        None,
+        (
+            (12.7200, 56.0600),
+            (12.7330, 56.0595),
+            (12.7365, 56.0630),
+            (12.7340, 56.0665),
+            (12.7230, 56.0668),
+            (12.7190, 56.0635),
+            (12.7200, 56.0600),
+        ),
+    ),
     Zone("magasin_405", "Magasin 405", "venue", "oceanhamnen", _box(12.6905, 56.0400, 0.0006, 0.0003)),
     Zone("havoteket", "Havoteket", "venue", "oceanhamnen", _box(12.6862, 56.0388, 0.0005, 0.00025)),
-    Zone("helsingborgsrummet", "Helsingborgsrummet", "venue", "city_slottshagen",
-         _box(12.6925, 56.0456, 0.0004, 0.0002)),
-    Zone("lagenheten_1972", "1972-lägenheten", "venue", "drottninghog",
-         _box(12.7275, 56.0630, 0.0003, 0.00015)),
-    Zone("the_sounds", "The Sounds in Slottshagen", "venue", "city_slottshagen",
-         _box(12.7015, 56.0492, 0.0008, 0.0004)),
+    Zone(
+        "helsingborgsrummet", "Helsingborgsrummet", "venue", "city_slottshagen", _box(12.6925, 56.0456, 0.0004, 0.0002)
+    ),
+    Zone("lagenheten_1972", "1972-lägenheten", "venue", "drottninghog", _box(12.7275, 56.0630, 0.0003, 0.00015)),
+    Zone(
+        "the_sounds", "The Sounds in Slottshagen", "venue", "city_slottshagen", _box(12.7015, 56.0492, 0.0008, 0.0004)
+    ),
 )
 
 AREAS: tuple[Zone, ...] = tuple(z for z in ZONES if z.kind == "area")
@@ -60,8 +103,7 @@ VENUE_IDS: tuple[str, ...] = tuple(z.zone_id for z in VENUES)
 VENUE_PARENT: tuple[int, ...] = tuple(AREA_IDS.index(z.parent_zone_id or "") for z in VENUES)
 
 
-def points_in_polygon(lon: np.ndarray, lat: np.ndarray,
-                      ring: tuple[tuple[float, float], ...]) -> np.ndarray:
+def points_in_polygon(lon: np.ndarray, lat: np.ndarray, ring: tuple[tuple[float, float], ...]) -> np.ndarray:
     """Even-odd ray casting; vectorised over points."""
     px = np.asarray(lon, dtype=float)
     py = np.asarray(lat, dtype=float)
@@ -92,17 +134,27 @@ def zones_geojson() -> dict:
     """The zones as a GeoJSON FeatureCollection (WGS84)."""
     features = []
     for z in ZONES:
-        features.append({
-            "type": "Feature",
-            "properties": {"zone_id": z.zone_id, "name": z.name, "kind": z.kind,
-                           "parent_zone_id": z.parent_zone_id},
-            "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in z.polygon]]},
-        })
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "zone_id": z.zone_id,
+                    "name": z.name,
+                    "kind": z.kind,
+                    "parent_zone_id": z.parent_zone_id,
+                },
+                "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in z.polygon]]},
+            }
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
-def sample_in_zone(rng: np.random.Generator, ring: tuple[tuple[float, float], ...], n: int,
-                   exclude: tuple[tuple[tuple[float, float], ...], ...] = ()) -> np.ndarray:
+def sample_in_zone(
+    rng: np.random.Generator,
+    ring: tuple[tuple[float, float], ...],
+    n: int,
+    exclude: tuple[tuple[tuple[float, float], ...], ...] = (),
+) -> np.ndarray:
     """n uniform points (lon, lat) inside a ring, outside the excluded rings (rejection)."""
     pts = np.asarray(ring)
     lo, hi = pts.min(axis=0), pts.max(axis=0)

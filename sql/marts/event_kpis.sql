@@ -167,11 +167,13 @@ person_flags AS (  -- main-zone visitors: international? seen in the main zones 
 -- den is NULL for sums; in_group marks the devices that stand behind the KPI (disclosure control).
 person_contributions AS (
     SELECT event_id, 'visits' AS metric, zone_id, '' AS other_zone_id, '' AS category, device_key,
-           coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0) AS num, CAST(NULL AS DOUBLE) AS den, TRUE AS in_group
+           coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0) AS num, CAST(NULL AS DOUBLE) AS den,
+           bool_or(in_sums) AS in_group
     FROM zone_days
     GROUP BY event_id, zone_id, device_key
     UNION ALL
-    SELECT event_id, 'visits', '', '', '', device_key, coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0), NULL, TRUE
+    SELECT event_id, 'visits', '', '', '', device_key, coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0), NULL,
+           bool_or(in_sums)
     FROM zone_days WHERE is_main_zone
     GROUP BY event_id, device_key
     UNION ALL  -- visits of each day, for peak_day (internal)

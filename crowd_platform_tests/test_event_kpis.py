@@ -358,16 +358,15 @@ def test_a_day_withheld_under_k_is_left_out_of_the_zone_totals(tmp_path: Path) -
     assert kpi(frame, "unique_visitors", "area_a")["value"] == pytest.approx(33 / SHARE)
 
 
-def test_a_zone_total_that_would_reveal_a_day_withheld_by_another_rule_is_withheld(tmp_path: Path) -> None:
-    """A day of area A withheld by another rule of marts.zone_daily (to protect some other cell) is
-    in A's total: the total less A's published days would give it, so the total is withheld."""
+def test_a_day_withheld_by_another_rule_is_left_out_of_the_zone_totals_too(tmp_path: Path) -> None:
+    """A day of area A withheld by another rule of marts.zone_daily (to protect some other cell): in
+    A's total it would be the total less A's published days, so the totals leave it out as well."""
     visits = visits_of(people("a", 30), EVENT_DAYS[:3], "area_a") + visits_of(people("b", 30), EVENT_DAYS[:3],
                                                                                 "area_b")  # fmt: skip
     frame = compute_kpis(tmp_path, visits, withheld_cells=[(EVENT_DAYS[2], "area_a")])
-    assert_withheld(kpi(frame, "visits", "area_a"), "secondary_total_minus_days")
-    assert_withheld(kpi(frame, "visits"), "secondary_total_minus_days")  # the total holds A's days too
-    assert_published(kpi(frame, "visits", "area_b"))
-    assert_published(kpi(frame, "unique_visitors", "area_a"))
+    assert kpi(frame, "visits", "area_a")["value"] == pytest.approx(30 * 2 / SHARE)
+    assert kpi(frame, "visits")["value"] == pytest.approx((30 * 2 + 30 * 3) / SHARE)
+    assert kpi(frame, "unique_visitors", "area_a")["value"] == pytest.approx(30 / SHARE)
 
 
 def test_days_attended_categories_are_protected_against_the_total(tmp_path: Path) -> None:
@@ -407,13 +406,44 @@ def test_a_small_overlap_of_two_main_zones_is_protected_against_the_union(tmp_pa
 
 
 def test_an_uplift_is_withheld_with_its_zones_visits(tmp_path: Path) -> None:
+    """Area C's visits are under k: its uplift (visits less a published baseline) goes with them, and
+    so does every uplift whose zone's visits are withheld to protect C."""
     regulars, expo_goers = people("r", 14), people("x", 25)
     visits = baseline_world(regulars, expo_goers, [14] * 14)
-    withheld = [(EVENT_DAYS[2], "area_a")]  # another rule of marts.zone_daily withholds one day of A
-    frame = compute_kpis(tmp_path, visits, held_days=BASELINE + EVENT_DAYS, withheld_cells=withheld)
-    assert_withheld(kpi(frame, "visits", "area_a"), "secondary_total_minus_days")
-    assert_withheld(kpi(frame, "uplift", "area_a"), "secondary_total_minus_days")
-    assert_published(kpi(frame, "uplift", "area_b"))
+    visits += visits_of(people("small", K - 1), EVENT_DAYS[:1], "area_c")
+    frame = compute_kpis(
+        tmp_path, visits, main_zones=("area_a", "area_b", "area_c"), zone_daily_k=1, held_days=BASELINE + EVENT_DAYS
+    )
+    assert_withheld(kpi(frame, "visits", "area_c"), "primary_k")
+    assert_withheld(kpi(frame, "uplift", "area_c"), "primary_k")
+    for zone in ("area_a", "area_b"):
+        if kpi(frame, "visits", zone)["suppressed"]:
+            assert kpi(frame, "uplift", zone)["suppressed"]
+    assert_published(kpi(frame, "uplift"))
+
+
+def test_withheld_days_of_k_devices_together_stay_in_the_zone_totals(tmp_path: Path) -> None:
+    """Two small days of area A (5 and 6 devices) are withheld by the mart; together they hold k or more
+    devices, so A's total keeps them (the total less the published days gives only their sum)."""
+    visits = visits_of(people("a", 30), EVENT_DAYS[:3], "area_a") + visits_of(people("b", 30), EVENT_DAYS[:3],
+                                                                                "area_b")  # fmt: skip
+    visits += visits_of(people("early", 5), EVENT_DAYS[4:5], "area_a")
+    visits += visits_of(people("late", 6), EVENT_DAYS[5:6], "area_a")
+    frame = compute_kpis(tmp_path, visits)
+    assert kpi(frame, "visits", "area_a")["value"] == pytest.approx((30 * 3 + 5 + 6) / SHARE)
+    assert kpi(frame, "visits")["value"] == pytest.approx((60 * 3 + 5 + 6) / SHARE)
+
+
+def test_a_withheld_baseline_day_is_left_out_of_the_uplift(tmp_path: Path) -> None:
+    regulars, expo_goers = people("r", 14), people("x", 25)
+    visits = baseline_world(regulars, expo_goers, [14] * 14)
+    for name in ("complete", "withheld"):
+        (tmp_path / name).mkdir()
+    complete = kpi(compute_kpis(tmp_path / "complete", visits, held_days=BASELINE + EVENT_DAYS), "uplift", "area_a")
+    withheld = [(BASELINE[0], "area_a")]  # marts.zone_daily withholds a baseline day of A
+    frame = compute_kpis(tmp_path / "withheld", visits, held_days=BASELINE + EVENT_DAYS, withheld_cells=withheld)
+    assert_published(kpi(frame, "uplift", "area_a"))
+    assert kpi(frame, "uplift", "area_a")["value"] != complete["value"]  # the day's visits are not in the baseline
 
 
 def test_every_row_is_published_or_withheld_with_a_rule(tmp_path: Path) -> None:

@@ -31,10 +31,10 @@
 -- Disclosure control (suppression_rule; DESIGN section 5): a KPI with fewer than $k distinct devices
 -- behind it is suppressed ('primary_k'). Then, so that no suppressed figure can be recovered by
 -- subtraction ('secondary_<relation>'):
---   total_minus_days       visits, uplift and peak_day are sums of marts.zone_daily cells: cells withheld
---                          under k are left out of the sums (zone_days_under_k); when the cells withheld
---                          by another rule under one of them are a single cell, or fewer than $k devices
---                          together, the KPI is withheld too
+--   (days)                 visits, uplift and peak_day are sums of marts.zone_daily cells: the cells that
+--                          mart withholds stay in a zone's sums only when they are two or more and hold
+--                          k devices together, else they are left out (zones_keeping_withheld_days), so a
+--                          KPI less the published days never gives back a withheld cell
 --   total_minus_zones      visits (and uplift) in total = the sum over the main zones
 --   total_minus_buckets    unique_visitors = the sum of the days_attended categories
 --   total_minus_other_group   unique_visitors = first_time_visitors + returning_visitors
@@ -76,11 +76,10 @@ baseline_days AS (  -- the baseline weeks: the (up to) 28 days before the event'
     JOIN warehouse_days AS days ON days.event_date BETWEEN events.start_date - 28 AND events.start_date - 1
 ),
 
--- Zone-days that marts.zone_daily withholds for having fewer than k devices are left out of every sum of
--- zone-days (visits, uplift, peak day): a total that held them, less the published days, would give
--- them back. Their devices still count for the KPIs about persons (unique visitors, overlap, ...).
-zone_days_under_k AS (
-    SELECT zone_id, event_date FROM marts.zone_daily WHERE suppression_rule = 'primary_k'
+-- Zone-days that marts.zone_daily withholds (under k devices, or to protect another cell): see
+-- zones_keeping_withheld_days for when the sums of zone-days hold them.
+withheld_zone_days AS (
+    SELECT zone_id, event_date FROM marts.zone_daily WHERE suppressed
 ),
 
 zone_days AS (  -- one row per event, zone, day and device with a visit (Telia's unit), with the day's weight
@@ -94,14 +93,14 @@ zone_days AS (  -- one row per event, zone, day and device with a visit (Telia's
         any_value(weights.share_rel_var) AS share_rel_var,
         any_value(weights.share_basis) AS share_basis,
         any_value(weights.share_group) AS share_group,
-        under_k.zone_id IS NULL AS in_sums
+        withheld.zone_id IS NULL AS is_published
     FROM core.zone_visits AS visits
     JOIN events ON visits.event_date BETWEEN events.start_date AND events.end_date
     JOIN event_zones ON event_zones.event_id = events.event_id AND event_zones.zone_id = visits.zone_id
     JOIN core.device_weights AS weights
         ON weights.event_date = visits.event_date AND weights.device_key = visits.device_key
-    LEFT JOIN zone_days_under_k AS under_k
-        ON under_k.zone_id = visits.zone_id AND under_k.event_date = visits.event_date
+    LEFT JOIN withheld_zone_days AS withheld
+        ON withheld.zone_id = visits.zone_id AND withheld.event_date = visits.event_date
     WHERE visits.is_visit
     GROUP BY ALL
 ),
@@ -116,11 +115,12 @@ baseline_zone_days AS (  -- the same for the main zones on the baseline days
         any_value(weights.share) AS share,
         any_value(weights.share_rel_var) AS share_rel_var,
         any_value(weights.share_basis) AS share_basis,
-        any_value(weights.share_group) AS share_group
+        any_value(weights.share_group) AS share_group,
+        withheld.zone_id IS NULL AS is_published
     FROM core.zone_visits AS visits
     JOIN baseline_days ON baseline_days.event_date = visits.event_date
-    ANTI JOIN zone_days_under_k AS under_k
-        ON under_k.zone_id = visits.zone_id AND under_k.event_date = visits.event_date
+    LEFT JOIN withheld_zone_days AS withheld
+        ON withheld.zone_id = visits.zone_id AND withheld.event_date = visits.event_date
     JOIN event_zones
         ON event_zones.event_id = baseline_days.event_id AND event_zones.zone_id = visits.zone_id
        AND event_zones.is_main_zone
@@ -128,6 +128,35 @@ baseline_zone_days AS (  -- the same for the main zones on the baseline days
         ON weights.event_date = visits.event_date AND weights.device_key = visits.device_key
     WHERE visits.is_visit
     GROUP BY ALL
+),
+
+-- A zone's visits and uplift are sums of its marts.zone_daily cells. A total that held a single withheld
+-- cell, or withheld cells of fewer than k devices together, would give them back (the total less the
+-- published days): those zones' sums leave every withheld cell out. Other zones keep them (the
+-- difference is only their sum, of k or more devices), so that small venues, withheld on many days,
+-- keep a true total. The peak day always sums published cells only. Devices of withheld cells still
+-- count for the KPIs about persons (unique visitors, overlap, ...).
+zones_keeping_withheld_days AS (
+    SELECT event_id, zone_id
+    FROM (
+        SELECT event_id, zone_id, event_date, device_key FROM zone_days WHERE NOT is_published
+        UNION ALL
+        SELECT event_id, zone_id, event_date, device_key FROM baseline_zone_days WHERE NOT is_published
+    )
+    GROUP BY event_id, zone_id
+    HAVING count(DISTINCT event_date) >= 2 AND count(DISTINCT device_key) >= $k
+),
+
+zone_day_units AS (  -- zone_days, with whether each is in its zone's sums
+    SELECT zone_days.*, zone_days.is_published OR keeping.zone_id IS NOT NULL AS in_sums
+    FROM zone_days
+    LEFT JOIN zones_keeping_withheld_days AS keeping USING (event_id, zone_id)
+),
+
+baseline_units AS (
+    SELECT baseline_zone_days.*, baseline_zone_days.is_published OR keeping.zone_id IS NOT NULL AS in_sums
+    FROM baseline_zone_days
+    LEFT JOIN zones_keeping_withheld_days AS keeping USING (event_id, zone_id)
 ),
 
 persons AS (  -- each person once per event, with the weight of their first day at the event
@@ -169,16 +198,16 @@ person_contributions AS (
     SELECT event_id, 'visits' AS metric, zone_id, '' AS other_zone_id, '' AS category, device_key,
            coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0) AS num, CAST(NULL AS DOUBLE) AS den,
            bool_or(in_sums) AS in_group
-    FROM zone_days
+    FROM zone_day_units
     GROUP BY event_id, zone_id, device_key
     UNION ALL
     SELECT event_id, 'visits', '', '', '', device_key, coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0), NULL,
            bool_or(in_sums)
-    FROM zone_days WHERE is_main_zone
+    FROM zone_day_units WHERE is_main_zone
     GROUP BY event_id, device_key
     UNION ALL  -- visits of each day, for peak_day (internal)
     SELECT event_id, '_visits_of_day', '', '', strftime(event_date, '%Y-%m-%d'), device_key, fsum(1 / share), NULL, TRUE
-    FROM zone_days WHERE is_main_zone AND in_sums
+    FROM zone_days WHERE is_main_zone AND is_published
     GROUP BY event_id, event_date, device_key
     UNION ALL
     SELECT event_id, 'unique_visitors', '', '', '', device_key, 1 / share, NULL, TRUE
@@ -251,9 +280,9 @@ baseline_series AS (  -- visits per main zone ('' = all main zones) on each base
         coalesce(fsum((1 - units.share) / (units.share * units.share)), 0) AS sampling_var
     FROM baseline_days
     JOIN event_zones ON event_zones.event_id = baseline_days.event_id AND event_zones.is_main_zone
-    LEFT JOIN baseline_zone_days AS units
+    LEFT JOIN baseline_units AS units
         ON units.event_id = baseline_days.event_id AND units.zone_id = event_zones.zone_id
-       AND units.event_date = baseline_days.event_date
+       AND units.event_date = baseline_days.event_date AND units.in_sums
     GROUP BY ALL
 ),
 
@@ -305,14 +334,14 @@ uplift_events AS (  -- every weekday of the event has baseline days, and the bas
 uplift_units AS (
     SELECT event_id, zone_id, event_date, device_key, share, share_rel_var, share_basis, share_group,
            1.0 AS coefficient, TRUE AS on_event_day
-    FROM zone_days
+    FROM zone_day_units
     WHERE is_main_zone AND in_sums AND event_id IN (SELECT event_id FROM uplift_events)
     UNION ALL
     SELECT units.event_id, units.zone_id, units.event_date, units.device_key, units.share, units.share_rel_var,
            units.share_basis, units.share_group, coefficients.coefficient, FALSE
-    FROM baseline_zone_days AS units
+    FROM baseline_units AS units
     JOIN uplift_coefficients AS coefficients USING (event_id, weekday)
-    WHERE units.event_id IN (SELECT event_id FROM uplift_events)
+    WHERE units.in_sums AND units.event_id IN (SELECT event_id FROM uplift_events)
 ),
 
 uplift_contributions AS (
@@ -448,57 +477,11 @@ all_kpis AS (
     UNION ALL SELECT *, NULL FROM dwell_kpis
 ),
 
--- Disclosure control, step 1: under k devices, and sums of marts.zone_daily cells that would give away
--- withheld cells.
-kpi_zone_daily_cells AS (  -- the marts.zone_daily cells (zone, day) each visits / uplift / peak_day KPI sums
-    SELECT event_days.event_id, 'visits' AS metric, event_zones.zone_id AS kpi_zone_id, event_zones.zone_id,
-           event_days.event_date
-    FROM event_days JOIN event_zones USING (event_id)
-    UNION ALL
-    SELECT event_days.event_id, 'visits', '', event_zones.zone_id, event_days.event_date
-    FROM event_days JOIN event_zones USING (event_id) WHERE event_zones.is_main_zone
-    UNION ALL
-    SELECT days.event_id, 'uplift', zone_choice.kpi_zone_id, event_zones.zone_id, days.event_date
-    FROM (
-        SELECT event_id, event_date FROM event_days
-        UNION ALL
-        SELECT event_id, event_date FROM baseline_days JOIN uplift_coefficients USING (event_id, weekday)
-    ) AS days
-    JOIN event_zones ON event_zones.event_id = days.event_id AND event_zones.is_main_zone
-    JOIN (SELECT event_id, zone_id AS kpi_zone_id, zone_id FROM event_zones WHERE is_main_zone
-          UNION ALL SELECT event_id, '', zone_id FROM event_zones WHERE is_main_zone) AS zone_choice
-        ON zone_choice.event_id = days.event_id AND zone_choice.zone_id = event_zones.zone_id
-    UNION ALL
-    SELECT peak.event_id, 'peak_day', '', event_zones.zone_id, peak.event_date
-    FROM peak_day_kpis AS peak
-    JOIN event_zones ON event_zones.event_id = peak.event_id AND event_zones.is_main_zone
-),
-
-zone_day_devices AS (
-    SELECT event_id, zone_id, event_date, device_key FROM zone_days
-    UNION
-    SELECT event_id, zone_id, event_date, device_key FROM baseline_zone_days
-),
-
-day_leaks AS (  -- KPIs whose withheld zone_daily cells are one cell or fewer than k devices together
-    SELECT cells.event_id, cells.metric, cells.kpi_zone_id AS zone_id
-    FROM kpi_zone_daily_cells AS cells
-    JOIN marts.zone_daily AS daily  -- the cells withheld under k are not in the sums (zone_days_under_k)
-        ON daily.zone_id = cells.zone_id AND daily.event_date = cells.event_date AND daily.suppressed
-       AND daily.suppression_rule IS DISTINCT FROM 'primary_k'
-    LEFT JOIN zone_day_devices AS devices
-        ON devices.event_id = cells.event_id AND devices.zone_id = cells.zone_id
-       AND devices.event_date = cells.event_date
-    GROUP BY cells.event_id, cells.metric, cells.kpi_zone_id
-    HAVING count(DISTINCT (cells.zone_id, cells.event_date)) = 1 OR count(DISTINCT devices.device_key) < $k
-),
-
+-- Disclosure control, step 1: under k devices.
 first_rules AS (
     SELECT all_kpis.*,
-           CASE WHEN all_kpis.devices < $k THEN 'primary_k'
-                WHEN day_leaks.metric IS NOT NULL THEN 'secondary_total_minus_days' END AS own_rule
+           CASE WHEN all_kpis.devices < $k THEN 'primary_k' END AS own_rule
     FROM all_kpis
-    LEFT JOIN day_leaks USING (event_id, metric, zone_id)
 ),
 
 -- An uplift gives away its zone's visits (visits = uplift + the baseline read from marts.zone_daily):

@@ -39,6 +39,8 @@ def _format(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if value.is_integer():  # counts (countries, municipalities) come as DOUBLE from the KPI table
+            return f"{value:,.0f}"
         return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"

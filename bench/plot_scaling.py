@@ -33,20 +33,25 @@ def plot(reports: list[dict], out: Path) -> None:
     rows = [r["landed_rows"] / 1e6 for r in reports]
     now_wall = [r["landed_rows"] / r["chain"]["wall_s"] for r in reports]
     now_cpu = [r["landed_rows"] / r["chain"]["cpu_s"] for r in reports]
-    base_wall = [r["landed_rows"] / r["baseline"]["wall_s"] for r in reports]
-    base_cpu = [r["landed_rows"] / r["baseline"]["cpu_s"] for r in reports]
+    # Runs without --baseline-tree (e.g. the 30 M day) have no "before" point.
+    with_base = [r for r in reports if r.get("baseline")]
+    base_rows = [r["landed_rows"] / 1e6 for r in with_base]
+    base_wall = [r["landed_rows"] / r["baseline"]["wall_s"] for r in with_base]
+    base_cpu = [r["landed_rows"] / r["baseline"]["cpu_s"] for r in with_base]
     figure, (speed, memory) = plt.subplots(1, 2, figsize=(11, 4.2))
     speed.plot(rows, now_wall, "o-", color="#0072B2", label="now: events per wall second")
     speed.plot(rows, now_cpu, "o--", color="#0072B2", alpha=0.6, label="now: events per CPU-second")
-    speed.plot(rows, base_wall, "s-", color="#E69F00", label="before: events per wall second")
-    speed.plot(rows, base_cpu, "s--", color="#E69F00", alpha=0.6, label="before: events per CPU-second")
+    speed.plot(base_rows, base_wall, "s-", color="#E69F00", label="before: events per wall second")
+    speed.plot(base_rows, base_cpu, "s--", color="#E69F00", alpha=0.6, label="before: events per CPU-second")
     speed.axhline(THROUGHPUT_BAR, color="#D55E00", linewidth=1, linestyle=":")
     speed.text(rows[0], THROUGHPUT_BAR * 1.1, "bar: 1 M events/s", color="#D55E00", fontsize=8)
     speed.set(xscale="log", yscale="log", xlabel="landed rows of the day (millions)", ylabel="events per second")
     speed.set_title("Daily chain throughput (loaded 2-core machine)", fontsize=10)
     speed.legend(fontsize=7, loc="lower left")
     memory.plot(rows, [r["chain"]["peak_rss_mb"] / 1024 for r in reports], "o-", color="#0072B2", label="now")
-    memory.plot(rows, [r["baseline"]["peak_rss_mb"] / 1024 for r in reports], "s-", color="#E69F00", label="before")
+    memory.plot(
+        base_rows, [r["baseline"]["peak_rss_mb"] / 1024 for r in with_base], "s-", color="#E69F00", label="before"
+    )
     memory.axhline(MEMORY_BAR_MB / 1024, color="#D55E00", linewidth=1, linestyle=":")
     memory.text(rows[0], MEMORY_BAR_MB / 1024 * 1.03, "bar: 3 GB at 10 M events", color="#D55E00", fontsize=8)
     memory.set(xscale="log", xlabel="landed rows of the day (millions)", ylabel="peak resident memory (GB)")
@@ -64,7 +69,9 @@ def plot(reports: list[dict], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", nargs="+", type=Path, help="JSON files of bench/run.py with a baseline")
+    parser.add_argument(
+        "results", nargs="+", type=Path, help="JSON files of bench/run.py (with a baseline where there was one)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/scaling.svg"))
     args = parser.parse_args(argv)
     plot(load(args.results), args.out)

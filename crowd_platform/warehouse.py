@@ -36,6 +36,9 @@ from crowd_platform import settings
 SCHEMAS = ("staging", "reference", "core", "marts", "event", "ops")
 PARTITION_COLUMN = "event_date"
 PREVIEW_ROWS = 10
+# A SQL step writes consecutive days in one transaction up to this many staged events (DayRange.batches):
+# a 2 M-event day peaks near 1.5 GB, under the default DuckDB memory limit of 2 GB.
+EVENTS_PER_TRANSACTION = 2_000_000
 LOCK_ERROR = "Could not set lock on file"
 # Test-only fault injection (docs/reliability.md): inert unless the variable is set.
 CRASH_HOOK_VARIABLE = "CROWD_TEST_CRASH_AFTER"
@@ -168,6 +171,35 @@ class DayRange:
     def single_days(self) -> list[DayRange]:
         return [DayRange(day, day) for day in self.days()]
 
+    def batches(self, con: duckdb.DuckDBPyConnection, max_events: int = EVENTS_PER_TRANSACTION) -> list[DayRange]:
+        """Runs of consecutive days holding up to `max_events` staged events together (a day more
+        than that stands alone): small days share a transaction, so a backfill of a quiet window does
+        not pay each step's fixed cost once per day, and memory stays bounded. The SQL steps compute
+        every day from a fixed window of days around it, so the rows do not depend on the batching
+        (crowd_platform_tests/test_reliability.py: single days equal the backfill)."""
+        if not _table_exists(con, "staging.events"):
+            return self.single_days()
+        counts = dict(
+            con.execute(
+                "SELECT event_date, count(*) FROM staging.events WHERE event_date BETWEEN $first_day AND $last_day "
+                "GROUP BY event_date",
+                self.params(),
+            ).fetchall()
+        )
+        batches: list[DayRange] = []
+        start, events = None, 0
+        for day in self.days():
+            day_events = counts.get(day, 0)
+            if start is not None and events + day_events > max_events:
+                batches.append(DayRange(start, day - dt.timedelta(days=1)))
+                start, events = None, 0
+            if start is None:
+                start = day
+            events += day_events
+        if start is not None:
+            batches.append(DayRange(start, self.last))
+        return batches
+
     def params(self) -> dict[str, dt.date]:
         return {"first_day": self.first, "last_day": self.last}
 
@@ -262,7 +294,7 @@ def _crash_here_for_tests(point: str, days: DayRange | None) -> None:
 
     CROWD_TEST_CRASH_AFTER=<schema.table> kills the process with SIGKILL (no clean-up of any kind)
     after that table's rows are written and before the COMMIT; `<schema.table>:committed` right
-    after the COMMIT of its transaction; a suffix `@YYYY-MM-DD` only in the write of that day.
+    after the COMMIT of its transaction; a suffix `@YYYY-MM-DD` only in the write that holds that day.
     """
     if _crash_point_wanted(point, days):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -270,7 +302,12 @@ def _crash_here_for_tests(point: str, days: DayRange | None) -> None:
 
 def _crash_point_wanted(point: str, days: DayRange | None) -> bool:
     wanted = os.environ.get(CRASH_HOOK_VARIABLE)
-    return bool(wanted) and wanted in (point, f"{point}@{days.first}" if days else None)
+    if not wanted:
+        return False
+    if wanted == point:
+        return True
+    # `@YYYY-MM-DD`: the write whose days hold that day (a batch of several days, or the day alone).
+    return days is not None and any(wanted == f"{point}@{day}" for day in days.days())
 
 
 def _crash_in_checkpoint_for_tests(con: duckdb.DuckDBPyConnection, table: str, days: DayRange | None) -> None:

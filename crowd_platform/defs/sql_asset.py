@@ -87,10 +87,11 @@ def sql_asset(
         days = DayRange.from_context(context) if partitioned else None
         query = load_sql(f"{layer}/{name}")
         with warehouse.connect(spatial=uses_spatial(query)) as con:
-            # One day per transaction: memory stays bounded by a day's data however long the
-            # backfill, and each day's rows are the same as a run of that day alone.
-            for day in days.single_days() if days else [None]:
-                write_tables(con, [TableWrite(table, query, methodology.sql_params())], day)
+            # Consecutive small days per transaction, a large day alone (DayRange.batches): memory
+            # stays bounded however long the backfill, and each day's rows are the same as a run of
+            # that day alone.
+            for batch in days.batches(con) if days else [None]:
+                write_tables(con, [TableWrite(table, query, methodology.sql_params())], batch)
             yield dg.MaterializeResult(asset_key=key, metadata=table_metadata(con, table, days))
             params = {**methodology.sql_params(), **(days.params() if days else {})}
             yield from run_checks(con, key, checks, params)

@@ -16,8 +16,10 @@ timed_events AS (
         cells.longitude,
         hour(events.event_time) AS local_hour,
         epoch_us(events.event_time)
-            - lag(epoch_us(events.event_time)) OVER (PARTITION BY events.device_key ORDER BY events.event_time)
-            AS gap_us
+            -- gaps within the day: a run over several days gives each day the rows of that day alone
+            - lag(epoch_us(events.event_time)) OVER (
+                PARTITION BY events.event_date, events.device_key ORDER BY events.event_time
+            ) AS gap_us
     FROM staging.events AS events
     LEFT JOIN (SELECT cell_id, any_value(latitude) AS latitude, any_value(longitude) AS longitude
                FROM reference.cells GROUP BY cell_id) AS cells USING (cell_id)

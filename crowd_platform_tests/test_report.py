@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from crowd_platform import report
-from crowd_platform.report import breakdowns, html, queries, svg
+from crowd_platform.report import breakdowns, charts, html, queries, svg, tables
 from crowd_platform.warehouse import Warehouse
 from crowd_platform_tests.conftest import BuiltWorld
 
@@ -52,6 +52,13 @@ def test_report_has_every_section_and_a_chart_each(rendered: tuple[Path, dict[st
     assert page.count("How to read") >= len(SECTIONS)
     assert page.count(f"Methodology {report.html.METHODOLOGY_VERSION}") >= len(SECTIONS)
     assert "95 % interval" in page
+
+
+def test_table_of_contents_links_every_section_in_page_order(rendered: tuple[Path, dict[str, str]]) -> None:
+    page = rendered[0].read_text(encoding="utf-8")
+    links = re.findall(r'<a href="#(test_expo-[a-z]+)">', page)
+    anchors = re.findall(r'<section id="(test_expo-[a-z]+)">', page)
+    assert links == anchors == [f"test_expo-{section}" for section in SECTIONS]
 
 
 def test_report_is_self_contained(rendered: tuple[Path, dict[str, str]]) -> None:
@@ -153,6 +160,19 @@ def test_map_classes_and_ticks() -> None:
     assert svg.class_breaks([]) == []
     assert svg.nice_ticks(0, 37_930) == [0, 10_000, 20_000, 30_000, 40_000]
     assert svg.fmt_compact(1_250_000) == "1.25M"
+    assert svg.fmt_signed(-1_234.4) == "\u22121,234" and svg.fmt_signed(56) == "+56" and svg.fmt_signed(None) == ""
+
+
+def test_estimate_bar_tells_nobody_from_suppressed() -> None:
+    nobody = charts.estimate_bar("1 day", None)
+    assert nobody.value == 0 and nobody.tooltip == "1 day: nobody"
+    withheld = {"value": None, "low": None, "high": None, "suppressed": True, "suppression_rule": "primary_k"}
+    assert charts.estimate_bar("2 days", withheld).value is None
+    assert charts.estimate_bar("2 days", withheld).tooltip == "2 days: suppressed"
+    shown = {"value": -1_200.0, "low": -2_000.0, "high": -400.0, "suppressed": False, "suppression_rule": None}
+    bar = charts.estimate_bar("Area A", shown, value_fmt="{:+,.0f}", unit=" visits")
+    assert (bar.value, bar.low, bar.high) == (-1_200.0, -2_000.0, -400.0)
+    assert bar.tooltip == "Area A: \u22121,200 visits (95 %: \u22122,000 \u2013 \u2212400)"
 
 
 # --- the breakdown sections on a hand-made warehouse with baseline weeks -------------------------------
@@ -170,6 +190,22 @@ def baseline_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[html.Page, 
     con = duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True)
     event = queries.events(con)[0]
     return html.Page(con), event
+
+
+def test_section_places_chart_caption_and_table_or_says_why_it_is_empty(
+    baseline_page: tuple[html.Page, queries.Event],
+) -> None:
+    page, event = baseline_page
+    columns = [("zone", "Zone"), ("visitors", "Visitors")]
+    data = tables.DataTable([{"zone": "Area A", "visitors": "suppressed"}], columns)
+    table = html._table(data, summary="Data table")
+    full = page.section(event, "uplift", "Uplift", "how", chart="<svg>c</svg>", caption="cap", table=table)
+    assert full.index("<svg>c</svg>") < full.index("<figcaption>cap</figcaption>") < full.index("<summary>Data table")
+    assert '<td class="text">Area A</td><td class="sup">suppressed</td>' in full
+    assert f'id="{event.event_id}-uplift"' in full and html.SOURCE_NOTE["uplift"] in full
+    empty = page.section(event, "uplift", "Uplift", "how", chart="<svg>c</svg>", table=table, empty="Nothing yet.")
+    assert '<p class="empty">Nothing yet.</p>' in empty and "<figure>" not in empty and "<table>" not in empty
+    assert "<details>" not in page.section(event, "uplift", "Uplift", "how", table=html._table(data))
 
 
 def test_uplift_section_shows_each_zone_with_its_interval(baseline_page: tuple[html.Page, queries.Event]) -> None:

@@ -5,7 +5,9 @@ with, per event: the headline KPIs beside the press release's figures, daily vis
 uplift over the baseline weeks, the zone-overlap matrix, days attended, first-time vs returning visitors,
 hourly presence on the peak day, origin countries, a map of home municipalities and the dwell-time
 distribution (docs/publication.md). Modules: `queries` (what is read), `breakdowns` (the breakdown KPIs as
-rows), `svg` (charts), `html` (the page), `tables` (text/Markdown).
+rows), `svg` (generic chart drawing: axes, bars, lines, matrix, map), `charts` (each chart of the page, from
+rows), `tables` (each data table of the page as display rows; the KPI table as text and Markdown) and `html`
+(the page: per section its words, chart, caption and table, placed by one helper, `Page.section`).
 """
 
 from crowd_platform.report.html import render_html, write_report

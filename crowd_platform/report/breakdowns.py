@@ -12,7 +12,7 @@ import duckdb
 
 from crowd_platform.report import queries
 from crowd_platform.report.queries import suppression_reason
-from crowd_platform.report.svg import DASH
+from crowd_platform.report.svg import DASH, with_minus
 
 DAYS_ATTENDED_LABELS = {"1": "1 day", "2": "2 days", "3-5": f"3{DASH}5 days", "6+": "6 days or more"}
 ALL_MAIN_ZONES = "all main zones"
@@ -26,7 +26,7 @@ def interval_text(row: dict[str, Any] | None, fmt: str = "{:,.0f}") -> str:
         return suppression_reason(row["suppression_rule"])
     if row["low"] is None or row["high"] is None:
         return ""
-    return f"{fmt.format(row['low'])} {DASH} {fmt.format(row['high'])}".replace("-", "\u2212")
+    return with_minus(f"{fmt.format(row['low'])} {DASH} {fmt.format(row['high'])}")
 
 
 def value_text(row: dict[str, Any] | None, fmt: str = "{:,.0f}") -> str:
@@ -34,7 +34,7 @@ def value_text(row: dict[str, Any] | None, fmt: str = "{:,.0f}") -> str:
         return ""
     if row["suppressed"] or row["value"] is None:
         return "suppressed"
-    return fmt.format(row["value"]).replace("-", "\u2212")
+    return with_minus(fmt.format(row["value"]))
 
 
 def _by_zone(rows: list[dict[str, Any]], metric: str) -> dict[str | None, dict[str, Any]]:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import duckdb
 
 from crowd_platform.methodology import METHODOLOGY_VERSION, Methodology
-from crowd_platform.report import breakdowns, queries, svg
-from crowd_platform.report.svg import DASH, esc, fmt_int
-from crowd_platform.report.tables import headline_display
+from crowd_platform.report import breakdowns, charts, queries, tables
+from crowd_platform.report.svg import DASH, esc
 
 STYLE = """
 :root{--ink:#1f2933;--muted:#616e7c;--rule:#d9dee4;--accent:#0072B2;--paper:#fff;--band:#f5f7fa}
@@ -69,33 +67,32 @@ SOURCE_NOTE = {
 }
 
 
-def _table(rows: list[dict[str, str]], columns: list[tuple[str, str]], text_columns: int = 1) -> str:
+def _empty(text: str) -> str:
+    return f'<p class="empty">{text}</p>'
+
+
+def _table(table: tables.DataTable, summary: str = "") -> str:
+    """A data table; with a `summary`, folded away under that line (long tables that repeat a chart's figures)."""
     head = "".join(
-        f'<th class="{"text" if i < text_columns else ""}">{esc(label)}</th>' for i, (_, label) in enumerate(columns)
+        f'<th class="{"text" if i < table.text_columns else ""}">{esc(label)}</th>'
+        for i, (_, label) in enumerate(table.columns)
     )
     body = []
-    for row in rows:
+    for row in table.rows:
         cells = []
-        for i, (key, _) in enumerate(columns):
+        for i, (key, _) in enumerate(table.columns):
             value = row.get(key, "")
-            classes = ["text"] if i < text_columns else []
+            classes = ["text"] if i < table.text_columns else []
             if value == "suppressed":
                 classes.append("sup")
             cells.append(f'<td class="{" ".join(classes)}">{esc(value)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    scroll = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    return f"<details><summary>{esc(summary)}</summary>{scroll}</details>" if summary else scroll
 
 
-TOP_COUNTRIES = 25
 RETURNING_TITLE = "First-time and returning visitors"
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
-def _duration(minutes: int) -> str:
-    return f"{minutes // 60} h" if minutes % 60 == 0 and minutes else f"{minutes} min"
+WHISKERS = "Bars: visitors; whiskers: 95 % interval."
 
 
 class Page:
@@ -105,297 +102,82 @@ class Page:
         self.zone_names = queries.zone_names(con)
         self.headline = queries.headline_rows(con)
 
-    def section(self, anchor: str, title: str, how: str, body: str, source: str) -> str:
+    def meta(self, source: str = "") -> str:
+        """The methodology line closing a section; `source` is a key of SOURCE_NOTE."""
+        where = f" · source: {esc(SOURCE_NOTE[source])}" if source else ""
+        return f'<p class="meta">Methodology {esc(METHODOLOGY_VERSION)} · generated {self.generated}{where}</p>'
+
+    def section(
+        self,
+        event: queries.Event,
+        key: str,
+        title: str,
+        how: str,
+        *,
+        chart: str = "",
+        caption: str = "",
+        table: str = "",
+        empty: str = "",
+    ) -> str:
+        """One section: heading, how to read it, the chart with its caption, the data table, the methodology line.
+
+        `key` names the anchor (`<event>-<key>`) and the source note; `how`, `caption` and `empty` are HTML.
+        `empty` says why there is nothing to show, in place of chart and table.
+        """
+        if empty:
+            body = _empty(empty)
+        else:
+            figure = f"<figure>{chart}<figcaption>{caption}</figcaption></figure>" if chart else ""
+            body = figure + table
         return (
-            f'<section id="{esc(anchor)}"><h3>{esc(title)}</h3><p class="how"><strong>How to read:</strong> {how}</p>'
-            f'{body}<p class="meta">Methodology {esc(METHODOLOGY_VERSION)} · generated {self.generated} · '
-            f"source: {esc(SOURCE_NOTE[source])}</p></section>"
+            f'<section id="{esc(f"{event.event_id}-{key}")}"><h3>{esc(title)}</h3>'
+            f'<p class="how"><strong>How to read:</strong> {how}</p>{body}{self.meta(key)}</section>'
         )
 
-    def colours(self, event: queries.Event) -> dict[str, str]:
-        return {zone: svg.PALETTE[i % len(svg.PALETTE)] for i, zone in enumerate(event.main_zones)}
-
-    # --- sections ---------------------------------------------------------------------------
+    # --- sections, in page order ----------------------------------------------------------------
 
     def headline_section(self, event: queries.Event) -> str:
-        rows = headline_display(self.headline, event.event_id)
-        columns = [("figure", "Figure"), ("zone", "Zone"), ("ours", "Our estimate"), ("interval", "95 % interval")]
-        if event.event_id == queries.SEED_EVENT_ID:
-            columns += [
-                ("press", "Press release"),
-                ("difference", "Ours vs press"),
-                ("inside", "Press in our interval?"),
-            ]
-        body = _table(rows, columns, text_columns=2) if rows else '<p class="empty">No KPIs for this event.</p>'
+        table = tables.headline_table(self.headline, event.event_id)
         how = (
             f"Each figure covers the event's {event.days} days. <em>Visits</em> count each person once per zone and "
             "day (the press release's definition), so a person coming back on three days counts three times; "
             "<em>unique visitors</em> count each person once. Estimates are extrapolated from the operator's "
             "subscribers to the whole population; the 95 % interval shows the uncertainty of that extrapolation. "
-            "A figure resting on fewer than k = " + str(queries.K) + " devices is shown as <em>suppressed</em>."
+            f"A figure resting on fewer than k = {queries.K} devices is shown as <em>suppressed</em>."
         )
         if event.event_id == queries.SEED_EVENT_ID:
             how += " The press release's preliminary figures are shown beside ours."
-        return self.section(f"{event.event_id}-headline", "Headline figures", how, body, "headline")
+        return self.section(
+            event,
+            "headline",
+            "Headline figures",
+            how,
+            table=_table(table),
+            empty="" if table.rows else "No KPIs for this event.",
+        )
 
     def daily_section(self, event: queries.Event) -> str:
         rows = queries.daily_visitors(self.con, event)
-        colours = self.colours(event)
-        series = []
-        for zone in event.main_zones:
-            name = self.zone_names.get(zone, zone)
-            points = []
-            for r in (r for r in rows if r["zone_id"] == zone):
-                when = f"{name}, {r['event_date']:%a %d %b}"
-                label = (
-                    f"{when}: suppressed"
-                    if r["suppressed"]
-                    else f"{when}: {fmt_int(r['visitors_est'])} "
-                    f"(95 %: {fmt_int(r['visitors_est_low'])}{DASH}{fmt_int(r['visitors_est_high'])})"
-                )
-                points.append(
-                    svg.Point(
-                        r["event_date"].toordinal(),
-                        r["visitors_est"],
-                        r["visitors_est_low"],
-                        r["visitors_est_high"],
-                        bool(r["suppressed"]),
-                        label,
-                    )
-                )
-            series.append(svg.Series(name, points, colours[zone]))
-        first, last = event.baseline_start, event.end
-        if rows:
-            first = max(first, min(r["event_date"] for r in rows))
-        ticks, step = [], 7 if (last - first).days > 21 else 1 if (last - first).days <= 10 else 2
-        day = first + dt.timedelta(days=(7 - first.weekday()) % 7) if step == 7 else first  # Mondays
-        while day <= last:
-            ticks.append((day.toordinal(), f"{day:%-d %b}"))
-            day += dt.timedelta(days=step)
-        spans = []
-        if first < event.start:
-            spans.append(svg.Span(first.toordinal() - 0.5, event.start.toordinal() - 0.5, "baseline weeks", "#e9ecef"))
-        spans.append(svg.Span(event.start.toordinal() - 0.5, last.toordinal() + 0.5, "event", "#fbf6e9"))
-        chart = svg.line_chart(
-            svg.LineChart(
-                title=f"Visitors per day in each main zone, {event.name}",
-                subtitle="Distinct persons per zone and day, extrapolated; shaded band: 95 % interval",
-                series=series,
-                x_ticks=ticks,
-                x_label="date" + (" (ticks on Mondays)" if step == 7 else ""),
-                y_label="visitors per day",
-                spans=spans,
-                x_range=(first.toordinal() - 0.5, last.toordinal() + 0.5),
-            )
-        )
-        table_rows = [
-            {
-                "date": f"{r['event_date']:%a %Y-%m-%d}",
-                "zone": self.zone_names.get(r["zone_id"], r["zone_id"]),
-                "period": "event" if r["in_event"] else "baseline",
-                "visitors": "suppressed" if r["suppressed"] else fmt_int(r["visitors_est"]),
-                "interval": ""
-                if r["suppressed"]
-                else f"{fmt_int(r['visitors_est_low'])} {DASH} {fmt_int(r['visitors_est_high'])}",
-                "dwell": "" if r["median_dwell_min"] is None else f"{r['median_dwell_min']:.0f} min",
-            }
-            for r in rows
-        ]
-        columns = [
-            ("date", "Date"),
-            ("zone", "Zone"),
-            ("period", "Period"),
-            ("visitors", "Visitors"),
-            ("interval", "95 % interval"),
-            ("dwell", "Median dwell"),
-        ]
         stretches = "The light yellow stretch is the event. "
-        if first < event.start:
+        if charts.daily_first_day(event, rows) < event.start:
             stretches = (
                 f"The grey stretch is the baseline before the event (up to {queries.BASELINE_DAYS // 7} weeks of "
                 "normal life, for comparison), the light yellow stretch the event itself. "
             )
-        body = (
-            f"<figure>{chart}<figcaption>Lines: estimated visitors per day; band: 95 % interval. {stretches}"
-            "Hollow dots on the axis mark suppressed days.</figcaption>"
-            f"</figure><details><summary>Data table</summary>{_table(table_rows, columns, 3)}</details>"
-        )
         how = (
             "Compare the event stretch with the baseline weeks to see how many more people each zone drew. "
             "Where a band is wide, the day's figure is uncertain; overlapping bands do not differ clearly."
         )
-        return self.section(f"{event.event_id}-daily", "Daily visitors per main zone", how, body, "daily")
-
-    def hourly_section(self, event: queries.Event) -> str:
-        day = queries.peak_day(self.con, event)
-        how = (
-            "People present in each zone at some moment of each hour of the busiest day (the day with most "
-            "visitors in the main zones). A person staying three hours counts in three hours. No interval is "
-            "published for hourly presence."
+        return self.section(
+            event,
+            "daily",
+            "Daily visitors per main zone",
+            how,
+            chart=charts.daily_visitors(event, rows, self.zone_names),
+            caption=f"Lines: estimated visitors per day; band: 95 % interval. {stretches}"
+            "Hollow dots on the axis mark suppressed days.",
+            table=_table(tables.daily_table(rows, self.zone_names), summary="Data table"),
         )
-        if day is None:
-            body = '<p class="empty">The peak day is suppressed or unknown; no hourly chart.</p>'
-            return self.section(f"{event.event_id}-hourly", "Hourly presence on the peak day", how, body, "hourly")
-        rows = queries.hourly_presence(self.con, event, day)
-        colours = self.colours(event)
-        series = []
-        for zone in event.main_zones:
-            name = self.zone_names.get(zone, zone)
-            by_hour = {r["hour"]: r for r in rows if r["zone_id"] == zone}
-            points = []
-            for hour in range(24):
-                r = by_hour.get(hour)
-                text = f"{name}, {hour:02d}:00{DASH}{hour + 1:02d}:00"
-                if r is None:
-                    points.append(svg.Point(hour, None, label=f"{text}: no data"))
-                elif r["suppressed"]:
-                    points.append(svg.Point(hour, None, suppressed=True, label=f"{text}: suppressed"))
-                else:
-                    points.append(svg.Point(hour, r["present_est"], label=f"{text}: {fmt_int(r['present_est'])}"))
-            series.append(svg.Series(name, points, colours[zone]))
-        chart = svg.line_chart(
-            svg.LineChart(
-                title=f"People present per hour on the peak day, {day:%A %d %B %Y}",
-                subtitle="Distinct persons present at some moment of the hour, extrapolated (no interval published)",
-                series=series,
-                x_ticks=[(h, f"{h:02d}") for h in range(0, 24, 2)],
-                x_label="hour of day (local time)",
-                y_label="people present",
-                x_range=(-0.5, 23.5),
-            )
-        )
-        body = (
-            f"<figure>{chart}<figcaption>One point per hour (local time); hollow dots: suppressed hours."
-            "</figcaption></figure>"
-        )
-        return self.section(f"{event.event_id}-hourly", "Hourly presence on the peak day", how, body, "hourly")
-
-    def countries_section(self, event: queries.Event) -> str:
-        rows = queries.origin_countries(self.con, event)
-        how = (
-            "Where visitors' SIM cards come from (the home network's country), summed over the event's days and "
-            "main zones: a person counts once per zone and day (visitor-days). Only publishable groups "
-            f"(at least k = {queries.K} devices in a zone on a day) enter the sums; countries whose every group "
-            "was too small are left out, so small countries are under-counted. No interval is published here."
-        )
-        if not rows:
-            body = '<p class="empty">No country had a publishable group.</p>'
-        else:
-            total = sum(r["visitors_est"] for r in rows)
-            bars = [
-                svg.Bar(
-                    f"{r['name']} ({r['country_iso2']})",
-                    r["visitors_est"],
-                    tooltip=f"{r['name']}: {fmt_int(r['visitors_est'])} visitor-days "
-                    f"({r['visitors_est'] / total * 100:.1f} % of published)",
-                )
-                for r in rows[:TOP_COUNTRIES]
-            ]
-            chart = svg.bar_chart(
-                f"Origin countries, {event.name}",
-                bars,
-                "visitor-days over the event (extrapolated)",
-                subtitle=_plural(len(rows), "country", "countries")
-                + " with publishable groups"
-                + (f"; largest {TOP_COUNTRIES} shown" if len(rows) > TOP_COUNTRIES else ""),
-            )
-            body = (
-                f"<figure>{chart}<figcaption>Bars: extrapolated visitor-days of the published groups "
-                "(no interval is published for this table).</figcaption></figure>"
-            )
-        return self.section(f"{event.event_id}-countries", "Origin countries", how, body, "countries")
-
-    def municipalities_section(self, event: queries.Event) -> str:
-        rows = queries.home_municipalities(self.con, event)
-        regions = [
-            svg.Region(
-                r["municipality_code"],
-                r["name"],
-                svg.geojson_polygons(json.loads(r["geojson"])),
-                r["visitors_est"],
-                r["status"],
-                r["municipality_code"] == event.host_municipality,
-            )
-            for r in rows
-            if r["geojson"]
-        ]
-        published = [r for r in rows if r["status"] == "published"]
-        how = (
-            "Where Swedish visitors live (the municipality where their phone spends most nights), summed over the "
-            "event's days and main zones as visitor-days. Darker means more visitors; grey municipalities sent "
-            f"visitors but never k = {queries.K} devices to one zone on one day, so their figure is suppressed; "
-            "white ones sent none that were observed. The host municipality's residents are included (thick "
-            "outline). Hover over a municipality for its name and figure."
-        )
-        chart = svg.choropleth(
-            f"Home municipalities of visitors, {event.name}",
-            regions,
-            "visitor-days (extrapolated)",
-            subtitle=_plural(len(published), "municipality", "municipalities") + " with publishable groups",
-        )
-        top = [
-            {
-                "rank": str(i + 1),
-                "name": f"{r['name']} ({r['municipality_code']})",
-                "visitors": fmt_int(r["visitors_est"]),
-            }
-            for i, r in enumerate(published[:15])
-        ]
-        table = (
-            _table(top, [("rank", "#"), ("name", "Municipality"), ("visitors", "Visitor-days")], 2)
-            if top
-            else ('<p class="empty">No municipality had a publishable group.</p>')
-        )
-        body = (
-            f"<figure>{chart}<figcaption>Colour classes on a logarithmic scale; equirectangular projection. "
-            "No interval is published for this table.</figcaption></figure>"
-            f'<h4>Top municipalities</h4><div class="top-table">{table}</div>'
-        )
-        return self.section(f"{event.event_id}-municipalities", "Home municipalities", how, body, "municipalities")
-
-    def dwell_section(self, event: queries.Event) -> str:
-        bins = queries.dwell_bins(self.con, event)
-        how = (
-            "How long visits in the main zones lasted, in 20-minute bins up to six hours and more. Only visits "
-            "(presence of at least the visit threshold) count; the counts are visits seen in the operator's own "
-            f"subscribers (not extrapolated). A bin with fewer than k = {queries.K} devices is suppressed, and "
-            "so is the next smallest one when needed so that no suppressed bin can be recovered from a total."
-        )
-        kpi = next(
-            (
-                r
-                for r in self.headline
-                if r["event_id"] == event.event_id
-                and r["metric"] == "median_dwell_min"
-                and not r["suppressed"]
-                and r["value"] is not None
-            ),
-            None,
-        )
-        subtitle = "Visit episodes in the main zones during the event, operator sample"
-        if kpi:
-            subtitle += f"; median dwell {kpi['value']:.0f} min"
-        bars = [
-            svg.Bar(
-                b["label"],
-                b["visits"],
-                tooltip=f"{b['label']}{'' if b['to_min'] is None else ' min'}: {fmt_int(b['visits'])} visits",
-            )
-            for b in bins
-        ]
-        chart = svg.histogram(
-            f"Dwell time of visits, {event.name}",
-            bars,
-            "dwell time (last bin: 6 hours and more)",
-            "visits (operator sample)",
-            subtitle,
-            x_ticks=[(i, _duration(b["from_min"])) for i, b in enumerate(bins) if b["from_min"] % 60 == 0 or i == 0],
-        )
-        body = (
-            f"<figure>{chart}<figcaption>Bars: number of visits per bin (exact counts in the operator's sample, "
-            "no interval); hatched: suppressed.</figcaption></figure>"
-        )
-        return self.section(f"{event.event_id}-dwell", "Dwell time of visits", how, body, "dwell")
 
     def uplift_section(self, event: queries.Event) -> str:
         rows = breakdowns.uplift_rows(self.con, event)
@@ -407,52 +189,21 @@ class Page:
             "baseline's day-to-day variation. A negative uplift means fewer visits than on normal days."
         )
         if not rows:
-            body = (
-                '<p class="empty">No uplift: the warehouse does not hold baseline days for every weekday of the '
-                "event (materialise the weeks before it).</p>"
+            empty = (
+                "No uplift: the warehouse does not hold baseline days for every weekday of the event (materialise "
+                "the weeks before it)."
             )
-            return self.section(f"{event.event_id}-uplift", "Uplift over the baseline weeks", how, body, "uplift")
-        bars = []
-        for r in rows:
-            up = r["uplift"]
-            text = f"{r['zone']}: {breakdowns.value_text(up, '{:+,.0f}')}"
-            if not up["suppressed"]:
-                text += f" (95 %: {breakdowns.interval_text(up)})"
-            bars.append(svg.Bar(r["zone"], up["value"], up["low"], up["high"], tooltip=text))
-        chart = svg.bar_chart(
-            f"Uplift over the baseline weeks, {event.name}",
-            bars,
-            "visits beyond a normal day, summed over the event (extrapolated)",
-            subtitle="Bars: uplift; whiskers: 95 % interval (sampling and the baseline's day-to-day variation)",
-            fmt=lambda v: "" if v is None else f"{v:+,.0f}".replace("-", "\u2212"),
+            return self.section(event, "uplift", "Uplift over the baseline weeks", how, empty=empty)
+        return self.section(
+            event,
+            "uplift",
+            "Uplift over the baseline weeks",
+            how,
+            chart=charts.uplift(event, rows),
+            caption="Uplift per main zone and over all main zones, with 95 % intervals. Venues are not shown: "
+            "they opened with the event, so all their visits are new.",
+            table=_table(tables.uplift_table(rows)),
         )
-        table_rows = [
-            {
-                "zone": r["zone"],
-                "visits": breakdowns.value_text(r["visits"]),
-                "visits_interval": breakdowns.interval_text(r["visits"]),
-                "normal": "" if r["normal"] is None else fmt_int(r["normal"]),
-                "uplift": breakdowns.value_text(r["uplift"], "{:+,.0f}"),
-                "interval": breakdowns.interval_text(r["uplift"]),
-                "share": "" if r["share"] is None else f"{r['share'] * 100:.0f} %".replace("-0 %", "0 %"),
-            }
-            for r in rows
-        ]
-        columns = [
-            ("zone", "Zone"),
-            ("visits", "Visits during the event"),
-            ("visits_interval", "95 % interval"),
-            ("normal", "Normal level (visits \u2212 uplift)"),
-            ("uplift", "Uplift"),
-            ("interval", "95 % interval"),
-            ("share", "Uplift / visits"),
-        ]
-        body = (
-            f"<figure>{chart}<figcaption>Uplift per main zone and over all main zones, with 95 % intervals. "
-            "Venues are not shown: they opened with the event, so all their visits are new.</figcaption></figure>"
-            f"{_table(table_rows, columns)}"
-        )
-        return self.section(f"{event.event_id}-uplift", "Uplift over the baseline weeks", how, body, "uplift")
 
     def overlap_section(self, event: queries.Event) -> str:
         matrix = breakdowns.overlap_matrix(self.con, event)
@@ -463,103 +214,26 @@ class Page:
             "most of its visitors are in the area's column too. Hover over a cell for its 95 % interval; the "
             "table below lists them all."
         )
-        cells: dict[tuple[int, int], svg.MatrixCell] = {}
-        for i, row_zone in enumerate(matrix.zones):
-            own = matrix.unique.get(row_zone)
-            for j, column_zone in enumerate(matrix.zones):
-                kpi = own if i == j else matrix.pairs.get((row_zone, column_zone))
-                if kpi is None:
-                    continue
-                label = (
-                    f"{matrix.names[i]}: unique visitors"
-                    if i == j
-                    else f"visitors of {matrix.names[i]} who also visited {matrix.names[j]}"
-                )
-                if kpi["suppressed"]:
-                    reason = breakdowns.interval_text(kpi)
-                    cells[(i, j)] = svg.MatrixCell(None, tooltip=f"{label}: suppressed ({reason})", suppressed=True)
-                    continue
-                share = kpi["value"] / own["value"] if own and own["value"] else None
-                tooltip = f"{label}: {fmt_int(kpi['value'])} (95 %: {breakdowns.interval_text(kpi)})"
-                if share is not None and i != j:
-                    tooltip += f"; {share * 100:.0f} % of {matrix.names[i]}'s visitors"
-                cells[(i, j)] = svg.MatrixCell(kpi["value"], share, svg.fmt_compact(kpi["value"]), tooltip)
-        chart = svg.matrix_chart(
-            f"Visitors of one zone who also visited another, {event.name}",
-            matrix.names,
-            cells,
-            subtitle="Persons over the whole event, extrapolated; row = the zone, column = the other zone",
-            shade_label="share of the row zone's unique visitors",
-            diagonal_label="the zone's unique visitors",
+        return self.section(
+            event,
+            "overlap",
+            "Zone overlap",
+            how,
+            chart=charts.zone_overlap(event, matrix),
+            caption="Numbers: visitors (extrapolated, rounded for the chart); empty cells: nobody in both zones; "
+            "hatched: suppressed.",
+            table=_table(tables.overlap_table(matrix), summary="Data table with intervals"),
         )
-        table_rows = []
-        for zone, name in zip(matrix.zones, matrix.names, strict=True):
-            own = matrix.unique.get(zone)
-            if own is not None:
-                table_rows.append(
-                    {
-                        "zone": name,
-                        "other": "(unique visitors)",
-                        "value": breakdowns.value_text(own),
-                        "interval": breakdowns.interval_text(own),
-                    }
-                )
-        names = dict(zip(matrix.zones, matrix.names, strict=True))
-        for (zone, other), kpi in sorted(matrix.pairs.items()):
-            if zone < other:
-                table_rows.append(
-                    {
-                        "zone": names.get(zone, zone),
-                        "other": names.get(other, other),
-                        "value": breakdowns.value_text(kpi),
-                        "interval": breakdowns.interval_text(kpi),
-                    }
-                )
-        columns = [("zone", "Zone"), ("other", "Also visited"), ("value", "Visitors"), ("interval", "95 % interval")]
-        body = (
-            f"<figure>{chart}<figcaption>Numbers: visitors (extrapolated, rounded for the chart); empty cells: nobody "
-            "in both zones; hatched: suppressed.</figcaption></figure>"
-            f"<details><summary>Data table with intervals</summary>{_table(table_rows, columns, 2)}</details>"
-        )
-        return self.section(f"{event.event_id}-overlap", "Zone overlap", how, body, "overlap")
 
     def attendance_section(self, event: queries.Event) -> str:
-        data = breakdowns.attendance(self.con, event)
         how = (
             "On how many of the event's days each visitor came to the main zones (a day counts when the person "
             "made a visit there), and how many visits (one per zone and day) a visitor made on average. Each "
             "visitor is counted once. The categories add up to the unique visitors."
         )
-        bars = []
-        for label, row in data["buckets"]:
-            if row is None:
-                bars.append(svg.Bar(label, 0, tooltip=f"{label}: nobody"))
-                continue
-            tip = f"{label}: {breakdowns.value_text(row)}"
-            if not row["suppressed"]:
-                tip += f" visitors (95 %: {breakdowns.interval_text(row)})"
-            bars.append(svg.Bar(label, row["value"], row["low"], row["high"], tooltip=tip))
-        mean, per_visitor = data["mean_days"], data["visits_per_visitor"]
-        subtitle = ""
-        if mean is not None:
-            subtitle = (
-                f"Mean days attended {breakdowns.value_text(mean, '{:.2f}')} "
-                f"(95 %: {breakdowns.interval_text(mean, '{:.2f}')})"
-            )
-        if per_visitor is not None:
-            subtitle += (
-                f"; visits per visitor {breakdowns.value_text(per_visitor, '{:.2f}')} "
-                f"(95 %: {breakdowns.interval_text(per_visitor, '{:.2f}')})"
-            )
-        chart = svg.bar_chart(
-            f"Visitors by days attended, {event.name}",
-            bars,
-            "unique visitors (extrapolated)",
-            subtitle=subtitle,
-        )
-        body = f"<figure>{chart}<figcaption>Bars: visitors; whiskers: 95 % interval.</figcaption></figure>"
+        chart = charts.days_attended(event, breakdowns.attendance(self.con, event))
         title = "Days attended and visits per visitor"
-        return self.section(f"{event.event_id}-attendance", title, how, body, "attendance")
+        return self.section(event, "attendance", title, how, chart=chart, caption=WHISKERS)
 
     def returning_section(self, event: queries.Event) -> str:
         data = breakdowns.visitor_history(self.con, event)
@@ -570,68 +244,123 @@ class Page:
             "event, first-time. Needs at least one week of baseline days."
         )
         if data["first_time"] is None and data["returning"] is None:
-            body = '<p class="empty">No split: the warehouse holds less than a week before the event.</p>'
-            return self.section(f"{event.event_id}-returning", RETURNING_TITLE, how, body, "returning")
-        bars = []
-        for label, row in [("first-time", data["first_time"]), ("returning", data["returning"])]:
-            if row is None:
-                bars.append(svg.Bar(label, 0, tooltip=f"{label}: nobody"))
-                continue
-            tip = f"{label}: {breakdowns.value_text(row)}"
-            if not row["suppressed"]:
-                tip += f" (95 %: {breakdowns.interval_text(row)})"
-            bars.append(svg.Bar(label, row["value"], row["low"], row["high"], tooltip=tip))
-        share = data["returning_share"]
-        chart = svg.bar_chart(
-            f"First-time and returning visitors, {event.name}",
-            bars,
-            "unique visitors (extrapolated)",
-            subtitle="" if share is None else f"{share * 100:.0f} % of the visitors had been in the main zones before",
-            colour=svg.PALETTE[2],
+            empty = "No split: the warehouse holds less than a week before the event."
+            return self.section(event, "returning", RETURNING_TITLE, how, empty=empty)
+        chart = charts.visitor_history(event, data)
+        return self.section(event, "returning", RETURNING_TITLE, how, chart=chart, caption=WHISKERS)
+
+    def hourly_section(self, event: queries.Event) -> str:
+        day = queries.peak_day(self.con, event)
+        how = (
+            "People present in each zone at some moment of each hour of the busiest day (the day with most "
+            "visitors in the main zones). A person staying three hours counts in three hours. No interval is "
+            "published for hourly presence."
         )
-        body = f"<figure>{chart}<figcaption>Bars: visitors; whiskers: 95 % interval.</figcaption></figure>"
-        return self.section(f"{event.event_id}-returning", RETURNING_TITLE, how, body, "returning")
+        title = "Hourly presence on the peak day"
+        if day is None:
+            empty = "The peak day is suppressed or unknown; no hourly chart."
+            return self.section(event, "hourly", title, how, empty=empty)
+        chart = charts.hourly_presence(event, day, queries.hourly_presence(self.con, event, day), self.zone_names)
+        caption = "One point per hour (local time); hollow dots: suppressed hours."
+        return self.section(event, "hourly", title, how, chart=chart, caption=caption)
+
+    def countries_section(self, event: queries.Event) -> str:
+        rows = queries.origin_countries(self.con, event)
+        how = (
+            "Where visitors' SIM cards come from (the home network's country), summed over the event's days and "
+            "main zones: a person counts once per zone and day (visitor-days). Only publishable groups "
+            f"(at least k = {queries.K} devices in a zone on a day) enter the sums; countries whose every group "
+            "was too small are left out, so small countries are under-counted. No interval is published here."
+        )
+        if not rows:
+            empty = "No country had a publishable group."
+            return self.section(event, "countries", "Origin countries", how, empty=empty)
+        return self.section(
+            event,
+            "countries",
+            "Origin countries",
+            how,
+            chart=charts.origin_countries(event, rows),
+            caption="Bars: extrapolated visitor-days of the published groups "
+            "(no interval is published for this table).",
+        )
+
+    def municipalities_section(self, event: queries.Event) -> str:
+        rows = queries.home_municipalities(self.con, event)
+        how = (
+            "Where Swedish visitors live (the municipality where their phone spends most nights), summed over the "
+            "event's days and main zones as visitor-days. Darker means more visitors; grey municipalities sent "
+            f"visitors but never k = {queries.K} devices to one zone on one day, so their figure is suppressed; "
+            "white ones sent none that were observed. The host municipality's residents are included (thick "
+            "outline). Hover over a municipality for its name and figure."
+        )
+        top = tables.top_municipalities_table([r for r in rows if r["status"] == "published"])
+        top_html = _table(top) if top.rows else _empty("No municipality had a publishable group.")
+        return self.section(
+            event,
+            "municipalities",
+            "Home municipalities",
+            how,
+            chart=charts.home_municipalities(event, rows),
+            caption="Colour classes on a logarithmic scale; equirectangular projection. "
+            "No interval is published for this table.",
+            table=f'<h4>Top municipalities</h4><div class="top-table">{top_html}</div>',
+        )
+
+    def dwell_section(self, event: queries.Event) -> str:
+        how = (
+            "How long visits in the main zones lasted, in 20-minute bins up to six hours and more. Only visits "
+            "(presence of at least the visit threshold) count; the counts are visits seen in the operator's own "
+            f"subscribers (not extrapolated). A bin with fewer than k = {queries.K} devices is suppressed, and "
+            "so is the next smallest one when needed so that no suppressed bin can be recovered from a total."
+        )
+        median = next(
+            (
+                r["value"]
+                for r in self.headline
+                if r["event_id"] == event.event_id
+                and r["metric"] == "median_dwell_min"
+                and not r["suppressed"]
+                and r["value"] is not None
+            ),
+            None,
+        )
+        return self.section(
+            event,
+            "dwell",
+            "Dwell time of visits",
+            how,
+            chart=charts.dwell_time(event, queries.dwell_bins(self.con, event), median),
+            caption="Bars: number of visits per bin (exact counts in the operator's sample, no interval); "
+            "hatched: suppressed.",
+        )
 
     # --- the page ---------------------------------------------------------------------------
 
     def event_article(self, event: queries.Event) -> str:
-        zones = ", ".join(self.zone_names.get(z, z) for z in event.main_zones)
-        toc = " ".join(
-            f'<a href="#{event.event_id}-{a}">{t}</a>'
-            for a, t in [
-                ("headline", "Headline"),
-                ("daily", "Daily visitors"),
-                ("uplift", "Uplift"),
-                ("overlap", "Zone overlap"),
-                ("attendance", "Days attended"),
-                ("returning", "Returning"),
-                ("hourly", "Peak day"),
-                ("countries", "Countries"),
-                ("municipalities", "Municipalities"),
-                ("dwell", "Dwell time"),
-            ]
-        )
-        sections = [
-            self.headline_section(event),
-            self.daily_section(event),
-            self.uplift_section(event),
-            self.overlap_section(event),
-            self.attendance_section(event),
-            self.returning_section(event),
-            self.hourly_section(event),
-            self.countries_section(event),
-            self.municipalities_section(event),
-            self.dwell_section(event),
+        sections = [  # (anchor key, label in the table of contents, builder), in page order
+            ("headline", "Headline", self.headline_section),
+            ("daily", "Daily visitors", self.daily_section),
+            ("uplift", "Uplift", self.uplift_section),
+            ("overlap", "Zone overlap", self.overlap_section),
+            ("attendance", "Days attended", self.attendance_section),
+            ("returning", "Returning", self.returning_section),
+            ("hourly", "Peak day", self.hourly_section),
+            ("countries", "Countries", self.countries_section),
+            ("municipalities", "Municipalities", self.municipalities_section),
+            ("dwell", "Dwell time", self.dwell_section),
         ]
+        toc = " ".join(f'<a href="#{event.event_id}-{key}">{label}</a>' for key, label, _ in sections)
+        zones = ", ".join(self.zone_names.get(z, z) for z in event.main_zones)
         return (
             f'<article id="{esc(event.event_id)}"><h2>{esc(event.name)}</h2><p class="event-meta">'
             f"{event.start:%-d %B %Y} {DASH} {event.end:%-d %B %Y} ({event.days} days) · main zones: {esc(zones)}</p>"
-            f'<nav class="toc">{toc}</nav>{"".join(sections)}</article>'
+            f'<nav class="toc">{toc}</nav>{"".join(build(event) for _, _, build in sections)}</article>'
         )
 
     def render(self) -> str:
         events = queries.events(self.con)
-        articles = "".join(self.event_article(e) for e in events) or '<p class="empty">No events configured.</p>'
+        articles = "".join(self.event_article(e) for e in events) or _empty("No events configured.")
         visit_min = f"{Methodology().visit_min_min:.0f}"
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -648,7 +377,7 @@ lies in it with 95 % probability, counting the sampling error of the extrapolati
 of at least {visit_min} minutes in a zone; a person counts once per zone and day. Figures resting on fewer
 than k = {queries.K} distinct devices are <em>suppressed</em>: shown as such, never as zero, and left out of
 sums. Sums over days (visitor-days) count a person once per day and zone.</p>
-<p class="meta">Methodology {esc(METHODOLOGY_VERSION)} · generated {self.generated}</p></section>
+{self.meta()}</section>
 {articles}
 </main></body></html>
 """

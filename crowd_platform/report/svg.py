@@ -20,6 +20,7 @@ NO_DATA_FILL = "#ffffff"
 INK, MUTED, GRID = "#1f2933", "#616e7c", "#e4e7eb"
 WIDTH = 900
 DASH = "\u2013"  # en dash, for ranges
+MINUS = "\u2212"  # the typographic minus sign, for negative figures
 _ids = itertools.count(1)
 
 
@@ -29,6 +30,16 @@ def esc(text: object) -> str:
 
 def fmt_int(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
+
+
+def with_minus(text: str) -> str:
+    """A formatted number with its hyphen-minus replaced by the typographic minus."""
+    return text.replace("-", MINUS)
+
+
+def fmt_signed(value: float | None) -> str:
+    """A signed whole number (+1,200 or \u22121,200), for uplifts; empty for None."""
+    return "" if value is None else with_minus(f"{value:+,.0f}")
 
 
 def fmt_compact(value: float) -> str:
@@ -90,6 +101,28 @@ def _open(height: float, title: str, subtitle: str = "") -> tuple[str, list[str]
     if subtitle:
         parts.append(f'<text x="0" y="40" class="chart-subtitle">{esc(subtitle)}</text>')
     return chart_id, parts
+
+
+def _close(parts: list[str]) -> str:
+    return "\n".join([*parts, "</svg>"])
+
+
+def _legend_y(subtitle: str) -> int:
+    """The legend row under the title, lower when a subtitle takes the line below it."""
+    return 58 if subtitle else 44
+
+
+def _hatch_pattern(chart_id: str) -> str:
+    """The diagonal hatching of suppressed cells and bins (one pattern per chart; ids are page-wide)."""
+    return (
+        f'<defs><pattern id="{chart_id}-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+        f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eeeeee"/>'
+        f'<line x1="0" y1="0" x2="0" y2="6" stroke="{SUPPRESSED_FILL}" stroke-width="3"/></pattern></defs>'
+    )
+
+
+def _hatch_swatch(chart_id: str) -> str:
+    return f'<rect x="0" y="-6" width="22" height="12" fill="url(#{chart_id}-hatch)"/>'
 
 
 def _y_axis(parts: list[str], frame: Frame, ticks: Sequence[float], label: str, fmt=fmt_compact) -> None:
@@ -244,9 +277,8 @@ def line_chart(chart: LineChart) -> str:
                 "suppressed (under k devices)",
             )
         )
-    _legend(parts, 58 if chart.subtitle else 44, entries)
-    parts.append("</svg>")
-    return "\n".join(parts)
+    _legend(parts, _legend_y(chart.subtitle), entries)
+    return _close(parts)
 
 
 @dataclass
@@ -309,8 +341,7 @@ def bar_chart(title: str, bars: Sequence[Bar], value_label: str, subtitle: str =
             f'<text x="{text_at + 6:.1f}" y="{y + row / 2 + 4:.1f}" class="value">{esc(fmt(bar.value))}</text>'
         )
     parts.append(f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="{frame.top}" y2="{frame.bottom}" stroke="{MUTED}"/>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return _close(parts)
 
 
 @dataclass
@@ -332,11 +363,7 @@ def matrix_chart(title: str, labels: Sequence[str], cells: dict[tuple[int, int],
     top = 150.0
     height = top + size * n + 90
     chart_id, parts = _open(height, title, subtitle)
-    parts.append(
-        f'<defs><pattern id="{chart_id}-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
-        f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eeeeee"/>'
-        f'<line x1="0" y1="0" x2="0" y2="6" stroke="{SUPPRESSED_FILL}" stroke-width="3"/></pattern></defs>'
-    )
+    parts.append(_hatch_pattern(chart_id))
     for j, label in enumerate(labels):  # column labels, slanted
         x = label_width + (j + 0.5) * size
         parts.append(f'<text transform="translate({x:.1f} {top - 8:.0f}) rotate(-35)" class="tick">{esc(label)}</text>')
@@ -375,10 +402,9 @@ def matrix_chart(title: str, labels: Sequence[str], cells: dict[tuple[int, int],
     parts.append(f'<text x="0" y="{legend_y - 16:.0f}" class="legend-title">{esc(shade_label)}</text>')
     _legend(parts, legend_y, entries, x=0)
     extra = [(box_swatch(MUTED), diagonal_label)] if diagonal_label else []
-    extra.append((f'<rect x="0" y="-6" width="22" height="12" fill="url(#{chart_id}-hatch)"/>', "suppressed"))
+    extra.append((_hatch_swatch(chart_id), "suppressed"))
     _legend(parts, legend_y + 24, extra, x=0)
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return _close(parts)
 
 
 def histogram(
@@ -396,11 +422,7 @@ def histogram(
     chart_id, parts = _open(350, title, subtitle)
     ticks = nice_ticks(0, max([b.value or 0 for b in bins] + [1]))
     frame = Frame(0, max(len(bins), 1), 0, ticks[-1], top=80, bottom=280)
-    parts.append(
-        f'<defs><pattern id="{chart_id}-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
-        f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eeeeee"/>'
-        f'<line x1="0" y1="0" x2="0" y2="6" stroke="{SUPPRESSED_FILL}" stroke-width="3"/></pattern></defs>'
-    )
+    parts.append(_hatch_pattern(chart_id))
     _y_axis(parts, frame, ticks, y_label)
     _x_axis(parts, frame, x_ticks or [(i + 0.5, b.label) for i, b in enumerate(bins)], x_label)
     any_suppressed = False
@@ -422,13 +444,12 @@ def histogram(
     if any_suppressed:
         entries.append(
             (
-                f'<rect x="0" y="-6" width="22" height="12" fill="url(#{chart_id}-hatch)"/>',
+                _hatch_swatch(chart_id),
                 "suppressed (under k devices, or protecting another suppressed bin)",
             )
         )
-    _legend(parts, 58 if subtitle else 44, entries)
-    parts.append("</svg>")
-    return "\n".join(parts)
+    _legend(parts, _legend_y(subtitle), entries)
+    return _close(parts)
 
 
 # --- the choropleth map ------------------------------------------------------------------------
@@ -633,5 +654,4 @@ def choropleth(title: str, regions: Sequence[Region], value_label: str, subtitle
             f'<rect x="{x:.0f}" y="{row_y:.0f}" width="24" height="16" fill="none" stroke="{INK}" stroke-width="2.5"/>'
         )
         parts.append(f'<text x="{x + 32:.0f}" y="{row_y + 12:.0f}" class="legend">host municipality</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return _close(parts)

@@ -1,14 +1,16 @@
-"""The report's tables as text: the KPI table for the terminal, and Markdown for Dagster metadata."""
+"""The report's tables: the page's data tables as display rows, the KPI table for the terminal, and Markdown
+for Dagster metadata."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from crowd_platform.report import breakdowns, queries
 from crowd_platform.report.queries import suppression_reason
-from crowd_platform.report.svg import DASH
+from crowd_platform.report.svg import DASH, fmt_int, fmt_signed, with_minus
 from crowd_platform.warehouse import markdown_table
 
 HEADLINE_COLUMNS = ["event_id", "metric", "zone", "value", "low", "high", "seed", "suppressed", "event_date"]
@@ -77,7 +79,7 @@ def _number(metric: str, value: float | None) -> str:
     if metric in DECIMAL_METRICS:
         return f"{value:,.2f}"
     if metric == "uplift":
-        return f"{value:+,.0f}".replace("-", "\u2212")
+        return fmt_signed(value)
     return f"{value:,.0f}"
 
 
@@ -142,7 +144,7 @@ def _difference(row: dict[str, Any], seed: float | None) -> str:
     """Our figure relative to the press release's, in per cent."""
     if not seed or row["suppressed"] or row["value"] is None:
         return ""
-    return f"{(row['value'] / seed - 1) * 100:+.0f} %".replace("-", "\u2212")
+    return with_minus(f"{(row['value'] / seed - 1) * 100:+.0f} %")
 
 
 def _inside(row: dict[str, Any], seed: float | None) -> str:
@@ -150,6 +152,114 @@ def _inside(row: dict[str, Any], seed: float | None) -> str:
     if seed is None or row["suppressed"] or row["low"] is None or row["high"] is None:
         return ""
     return "yes" if row["low"] <= seed <= row["high"] else "no"
+
+
+# --- the page's data tables: text cells under their headings ----------------------------------------
+
+
+@dataclass(frozen=True)
+class DataTable:
+    """Display rows (text cells by key) and their columns (key, heading); the first `text_columns` are text."""
+
+    rows: list[dict[str, str]]
+    columns: list[tuple[str, str]]
+    text_columns: int = 1
+
+
+def headline_table(rows: list[dict[str, Any]], event_id: str) -> DataTable:
+    columns = [("figure", "Figure"), ("zone", "Zone"), ("ours", "Our estimate"), ("interval", "95 % interval")]
+    if event_id == queries.SEED_EVENT_ID:
+        columns += [("press", "Press release"), ("difference", "Ours vs press"), ("inside", "Press in our interval?")]
+    return DataTable(headline_display(rows, event_id), columns, text_columns=2)
+
+
+def daily_table(rows: list[dict[str, Any]], zone_names: dict[str, str]) -> DataTable:
+    """marts.zone_daily's rows of the main zones: one line per day and zone, baseline weeks included."""
+    display = [
+        {
+            "date": f"{r['event_date']:%a %Y-%m-%d}",
+            "zone": zone_names.get(r["zone_id"], r["zone_id"]),
+            "period": "event" if r["in_event"] else "baseline",
+            "visitors": "suppressed" if r["suppressed"] else fmt_int(r["visitors_est"]),
+            "interval": ""
+            if r["suppressed"]
+            else f"{fmt_int(r['visitors_est_low'])} {DASH} {fmt_int(r['visitors_est_high'])}",
+            "dwell": "" if r["median_dwell_min"] is None else f"{r['median_dwell_min']:.0f} min",
+        }
+        for r in rows
+    ]
+    columns = [
+        ("date", "Date"),
+        ("zone", "Zone"),
+        ("period", "Period"),
+        ("visitors", "Visitors"),
+        ("interval", "95 % interval"),
+        ("dwell", "Median dwell"),
+    ]
+    return DataTable(display, columns, text_columns=3)
+
+
+def uplift_table(rows: list[dict[str, Any]]) -> DataTable:
+    display = [
+        {
+            "zone": r["zone"],
+            "visits": breakdowns.value_text(r["visits"]),
+            "visits_interval": breakdowns.interval_text(r["visits"]),
+            "normal": "" if r["normal"] is None else fmt_int(r["normal"]),
+            "uplift": breakdowns.value_text(r["uplift"], "{:+,.0f}"),
+            "interval": breakdowns.interval_text(r["uplift"]),
+            "share": "" if r["share"] is None else f"{r['share'] * 100:.0f} %".replace("-0 %", "0 %"),
+        }
+        for r in rows
+    ]
+    columns = [
+        ("zone", "Zone"),
+        ("visits", "Visits during the event"),
+        ("visits_interval", "95 % interval"),
+        ("normal", "Normal level (visits \u2212 uplift)"),
+        ("uplift", "Uplift"),
+        ("interval", "95 % interval"),
+        ("share", "Uplift / visits"),
+    ]
+    return DataTable(display, columns)
+
+
+def overlap_table(matrix: breakdowns.OverlapMatrix) -> DataTable:
+    """Each zone's unique visitors, then each pair of zones once, with intervals."""
+    display = []
+    for zone, name in zip(matrix.zones, matrix.names, strict=True):
+        own = matrix.unique.get(zone)
+        if own is not None:
+            display.append(
+                {
+                    "zone": name,
+                    "other": "(unique visitors)",
+                    "value": breakdowns.value_text(own),
+                    "interval": breakdowns.interval_text(own),
+                }
+            )
+    names = dict(zip(matrix.zones, matrix.names, strict=True))
+    for (zone, other), kpi in sorted(matrix.pairs.items()):
+        if zone < other:
+            display.append(
+                {
+                    "zone": names.get(zone, zone),
+                    "other": names.get(other, other),
+                    "value": breakdowns.value_text(kpi),
+                    "interval": breakdowns.interval_text(kpi),
+                }
+            )
+    columns = [("zone", "Zone"), ("other", "Also visited"), ("value", "Visitors"), ("interval", "95 % interval")]
+    return DataTable(display, columns, text_columns=2)
+
+
+def top_municipalities_table(published: list[dict[str, Any]]) -> DataTable:
+    """The TOP_N municipalities with most published visitor-days (rows largest first)."""
+    display = [
+        {"rank": str(i + 1), "name": f"{r['name']} ({r['municipality_code']})", "visitors": fmt_int(r["visitors_est"])}
+        for i, r in enumerate(published[:TOP_N])
+    ]
+    return DataTable(display, [("rank", "#"), ("name", "Municipality"), ("visitors", "Visitor-days")], text_columns=2)
 
 
 # --- Markdown for Dagster metadata ----------------------------------------------------------------
@@ -161,6 +271,14 @@ def _interval(value: float | None, low: float | None, high: float | None, suppre
     if low is None or high is None:
         return f"{value:,.0f}"
     return f"{value:,.0f} ({low:,.0f}{DASH}{high:,.0f})"
+
+
+def _estimate_row(label: str, row: dict[str, Any], fmt: str = "{:,.0f}") -> dict[str, str]:
+    return {
+        "visitors": label,
+        "estimate": breakdowns.value_text(row, fmt),
+        "95 % interval": breakdowns.interval_text(row, fmt),
+    }
 
 
 def report_markdown_sections(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -237,28 +355,13 @@ def report_markdown_sections(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         ]
         attendance = breakdowns.attendance(con, event)
         history = breakdowns.visitor_history(con, event)
-        attendance_rows = [
-            {"visitors": label, "estimate": breakdowns.value_text(row), "95 % interval": breakdowns.interval_text(row)}
-            for label, row in attendance["buckets"]
-            if row is not None
+        counts = [*attendance["buckets"], ("first-time", history["first_time"]), ("returning", history["returning"])]
+        means = [
+            ("mean days attended", attendance["mean_days"]),
+            ("visits per visitor", attendance["visits_per_visitor"]),
         ]
-        attendance_rows += [
-            {"visitors": label, "estimate": breakdowns.value_text(row), "95 % interval": breakdowns.interval_text(row)}
-            for label, row in [("first-time", history["first_time"]), ("returning", history["returning"])]
-            if row is not None
-        ]
-        attendance_rows += [
-            {
-                "visitors": label,
-                "estimate": breakdowns.value_text(row, "{:.2f}"),
-                "95 % interval": breakdowns.interval_text(row, "{:.2f}"),
-            }
-            for label, row in [
-                ("mean days attended", attendance["mean_days"]),
-                ("visits per visitor", attendance["visits_per_visitor"]),
-            ]
-            if row is not None
-        ]
+        attendance_rows = [_estimate_row(label, row) for label, row in counts if row is not None]
+        attendance_rows += [_estimate_row(label, row, "{:.2f}") for label, row in means if row is not None]
         sections["days attended"] += [
             *title,
             markdown_table(attendance_rows, ["visitors", "estimate", "95 % interval"]),

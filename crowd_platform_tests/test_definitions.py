@@ -71,3 +71,19 @@ def test_the_schedule_builds_yesterday_and_refreshes_the_day_before() -> None:
     with dg.build_schedule_context(scheduled_execution_time=at, repository_def=defs.get_repository_def()) as context:
         requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert [(r.partition_key, r.job_name) for r in requests] == [("2022-06-04", None), ("2022-06-03", "refresh_job")]
+
+
+def test_hourly_presence_reads_the_two_days_before_and_feeds_the_ledger_and_the_hourly_mart() -> None:
+    graph = defs.resolve_asset_graph()
+    presence = dg.AssetKey(["core", "zone_presence_hourly"])
+    for upstream in (dg.AssetKey(["core", "zone_visits"]), dg.AssetKey(["core", "device_weights"])):
+        mapping = graph.get_partition_mapping(presence, upstream)
+        assert isinstance(mapping, dg.TimeWindowPartitionMapping)
+        assert (mapping.start_offset, mapping.end_offset) == (-2, 0)
+    for reader in (dg.AssetKey(["marts", "suppression_ledger"]), dg.AssetKey(["marts", "zone_hourly"])):
+        assert presence in graph.get(reader).parent_keys
+        same_day = graph.get_partition_mapping(reader, presence)
+        assert isinstance(same_day, dg.TimeWindowPartitionMapping)
+        assert (same_day.start_offset, same_day.end_offset) == (0, 0)
+    # The hourly mart reads device-level presence only through core, never zone visits directly.
+    assert dg.AssetKey(["core", "zone_visits"]) not in graph.get(dg.AssetKey(["marts", "zone_hourly"])).parent_keys

@@ -82,12 +82,23 @@ withheld_zone_days AS (
     SELECT zone_id, event_date FROM marts.zone_daily WHERE suppressed
 ),
 
-zone_days AS (  -- one row per event, zone, day and device with a visit (Telia's unit), with the day's weight
+report_days AS (  -- the days the KPIs read: the event's own days and its baseline weeks
+    SELECT event_id, event_date, 'event' AS day_kind, dayofweek(event_date) AS weekday FROM event_days
+    UNION ALL
+    SELECT event_id, event_date, 'baseline', weekday FROM baseline_days
+),
+
+-- One row per event, zone, day and device with a visit (Telia's unit), with the day's weight: on the event's
+-- days (day_kind 'event') for its main zones and the venues inside them, on the baseline days ('baseline')
+-- for its main zones only (the uplift's baseline and returning visitors need no more).
+zone_days AS (
     SELECT
-        events.event_id,
+        days.event_id,
+        days.day_kind,
         visits.zone_id,
         event_zones.is_main_zone,
         visits.event_date,
+        days.weekday,
         visits.device_key,
         any_value(weights.share) AS share,
         any_value(weights.share_rel_var) AS share_rel_var,
@@ -95,54 +106,26 @@ zone_days AS (  -- one row per event, zone, day and device with a visit (Telia's
         any_value(weights.share_group) AS share_group,
         withheld.zone_id IS NULL AS is_published
     FROM core.zone_visits AS visits
-    JOIN events ON visits.event_date BETWEEN events.start_date AND events.end_date
-    JOIN event_zones ON event_zones.event_id = events.event_id AND event_zones.zone_id = visits.zone_id
+    JOIN report_days AS days ON days.event_date = visits.event_date
+    JOIN event_zones ON event_zones.event_id = days.event_id AND event_zones.zone_id = visits.zone_id
     JOIN core.device_weights AS weights
         ON weights.event_date = visits.event_date AND weights.device_key = visits.device_key
     LEFT JOIN withheld_zone_days AS withheld
         ON withheld.zone_id = visits.zone_id AND withheld.event_date = visits.event_date
-    WHERE visits.is_visit
+    WHERE visits.is_visit AND (days.day_kind = 'event' OR event_zones.is_main_zone)
     GROUP BY ALL
 ),
 
-baseline_zone_days AS (  -- the same for the main zones on the baseline days
-    SELECT
-        baseline_days.event_id,
-        visits.zone_id,
-        visits.event_date,
-        baseline_days.weekday,
-        visits.device_key,
-        any_value(weights.share) AS share,
-        any_value(weights.share_rel_var) AS share_rel_var,
-        any_value(weights.share_basis) AS share_basis,
-        any_value(weights.share_group) AS share_group,
-        withheld.zone_id IS NULL AS is_published
-    FROM core.zone_visits AS visits
-    JOIN baseline_days ON baseline_days.event_date = visits.event_date
-    LEFT JOIN withheld_zone_days AS withheld
-        ON withheld.zone_id = visits.zone_id AND withheld.event_date = visits.event_date
-    JOIN event_zones
-        ON event_zones.event_id = baseline_days.event_id AND event_zones.zone_id = visits.zone_id
-       AND event_zones.is_main_zone
-    JOIN core.device_weights AS weights
-        ON weights.event_date = visits.event_date AND weights.device_key = visits.device_key
-    WHERE visits.is_visit
-    GROUP BY ALL
-),
-
--- A zone's visits and uplift are sums of its marts.zone_daily cells. A total that held a single withheld
--- cell, or withheld cells of fewer than k devices together, would give them back (the total less the
--- published days): those zones' sums leave every withheld cell out. Other zones keep them (the
+-- A zone's visits and uplift are sums of its marts.zone_daily cells (event and baseline days). A total that
+-- held a single withheld cell, or withheld cells of fewer than k devices together, would give them back (the
+-- total less the published days): those zones' sums leave every withheld cell out. Other zones keep them (the
 -- difference is only their sum, of k or more devices), so that small venues, withheld on many days,
 -- keep a true total. The peak day always sums published cells only. Devices of withheld cells still
 -- count for the KPIs about persons (unique visitors, overlap, ...).
 zones_keeping_withheld_days AS (
     SELECT event_id, zone_id
-    FROM (
-        SELECT event_id, zone_id, event_date, device_key FROM zone_days WHERE NOT is_published
-        UNION ALL
-        SELECT event_id, zone_id, event_date, device_key FROM baseline_zone_days WHERE NOT is_published
-    )
+    FROM zone_days
+    WHERE NOT is_published
     GROUP BY event_id, zone_id
     HAVING count(DISTINCT event_date) >= 2 AND count(DISTINCT device_key) >= $k
 ),
@@ -150,12 +133,6 @@ zones_keeping_withheld_days AS (
 zone_day_units AS (  -- zone_days, with whether each is in its zone's sums
     SELECT zone_days.*, zone_days.is_published OR keeping.zone_id IS NOT NULL AS in_sums
     FROM zone_days
-    LEFT JOIN zones_keeping_withheld_days AS keeping USING (event_id, zone_id)
-),
-
-baseline_units AS (
-    SELECT baseline_zone_days.*, baseline_zone_days.is_published OR keeping.zone_id IS NOT NULL AS in_sums
-    FROM baseline_zone_days
     LEFT JOIN zones_keeping_withheld_days AS keeping USING (event_id, zone_id)
 ),
 
@@ -171,6 +148,7 @@ persons AS (  -- each person once per event, with the weight of their first day 
         count(DISTINCT event_date) FILTER (WHERE is_main_zone) AS days_attended,
         count(*) FILTER (WHERE is_main_zone) AS zone_days
     FROM zone_days
+    WHERE day_kind = 'event'
     GROUP BY event_id, device_key
 ),
 
@@ -182,14 +160,18 @@ person_flags AS (  -- main-zone visitors: international? seen in the main zones 
         bool_or(seen_before.device_key IS NOT NULL) AS is_returning
     FROM persons
     JOIN zone_days ON zone_days.event_id = persons.event_id AND zone_days.device_key = persons.device_key
-                  AND zone_days.is_main_zone
+                  AND zone_days.is_main_zone AND zone_days.day_kind = 'event'
     JOIN core.zone_visits AS visits
         ON visits.event_date = zone_days.event_date AND visits.device_key = zone_days.device_key
        AND visits.zone_id = zone_days.zone_id AND visits.is_visit
-    LEFT JOIN (SELECT DISTINCT event_id, device_key FROM baseline_zone_days) AS seen_before
+    LEFT JOIN (SELECT DISTINCT event_id, device_key FROM zone_days WHERE day_kind = 'baseline') AS seen_before
         ON seen_before.event_id = persons.event_id AND seen_before.device_key = persons.device_key
     WHERE persons.in_main_zones
     GROUP BY persons.event_id, persons.device_key
+),
+
+zone_persons AS (  -- who visited each event zone on the event's days
+    SELECT DISTINCT event_id, zone_id, device_key FROM zone_days WHERE day_kind = 'event'
 ),
 
 -- Contributions of each person to each KPI. Absent key parts are '' here and NULL in the output.
@@ -198,16 +180,16 @@ person_contributions AS (
     SELECT event_id, 'visits' AS metric, zone_id, '' AS other_zone_id, '' AS category, device_key,
            coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0) AS num, CAST(NULL AS DOUBLE) AS den,
            bool_or(in_sums) AS in_group
-    FROM zone_day_units
+    FROM zone_day_units WHERE day_kind = 'event'
     GROUP BY event_id, zone_id, device_key
     UNION ALL
     SELECT event_id, 'visits', '', '', '', device_key, coalesce(fsum(1 / share) FILTER (WHERE in_sums), 0), NULL,
            bool_or(in_sums)
-    FROM zone_day_units WHERE is_main_zone
+    FROM zone_day_units WHERE day_kind = 'event' AND is_main_zone
     GROUP BY event_id, device_key
     UNION ALL  -- visits of each day, for peak_day (internal)
     SELECT event_id, '_visits_of_day', '', '', strftime(event_date, '%Y-%m-%d'), device_key, fsum(1 / share), NULL, TRUE
-    FROM zone_days WHERE is_main_zone AND is_published
+    FROM zone_days WHERE day_kind = 'event' AND is_main_zone AND is_published
     GROUP BY event_id, event_date, device_key
     UNION ALL
     SELECT event_id, 'unique_visitors', '', '', '', device_key, 1 / share, NULL, TRUE
@@ -215,13 +197,13 @@ person_contributions AS (
     UNION ALL
     SELECT persons.event_id, 'unique_visitors', zones.zone_id, '', '', persons.device_key, 1 / persons.share, NULL, TRUE
     FROM persons
-    JOIN (SELECT DISTINCT event_id, zone_id, device_key FROM zone_days) AS zones USING (event_id, device_key)
+    JOIN zone_persons AS zones USING (event_id, device_key)
     UNION ALL
     SELECT persons.event_id, 'zone_overlap', first.zone_id, second.zone_id, '', persons.device_key,
            1 / persons.share, NULL, TRUE
     FROM persons
-    JOIN (SELECT DISTINCT event_id, zone_id, device_key FROM zone_days) AS first USING (event_id, device_key)
-    JOIN (SELECT DISTINCT event_id, zone_id, device_key FROM zone_days) AS second USING (event_id, device_key)
+    JOIN zone_persons AS first USING (event_id, device_key)
+    JOIN zone_persons AS second USING (event_id, device_key)
     WHERE first.zone_id < second.zone_id
     UNION ALL
     SELECT event_id, 'days_attended', '', '',
@@ -280,9 +262,9 @@ baseline_series AS (  -- visits per main zone ('' = all main zones) on each base
         coalesce(fsum((1 - units.share) / (units.share * units.share)), 0) AS sampling_var
     FROM baseline_days
     JOIN event_zones ON event_zones.event_id = baseline_days.event_id AND event_zones.is_main_zone
-    LEFT JOIN baseline_units AS units
-        ON units.event_id = baseline_days.event_id AND units.zone_id = event_zones.zone_id
-       AND units.event_date = baseline_days.event_date AND units.in_sums
+    LEFT JOIN zone_day_units AS units
+        ON units.day_kind = 'baseline' AND units.event_id = baseline_days.event_id
+       AND units.zone_id = event_zones.zone_id AND units.event_date = baseline_days.event_date AND units.in_sums
     GROUP BY ALL
 ),
 
@@ -331,17 +313,17 @@ uplift_events AS (  -- every weekday of the event has baseline days, and the bas
        AND event_weekdays.event_id IN (SELECT DISTINCT event_id FROM day_to_day)
 ),
 
-uplift_units AS (
-    SELECT event_id, zone_id, event_date, device_key, share, share_rel_var, share_basis, share_group,
-           1.0 AS coefficient, TRUE AS on_event_day
-    FROM zone_day_units
-    WHERE is_main_zone AND in_sums AND event_id IN (SELECT event_id FROM uplift_events)
-    UNION ALL
+uplift_units AS (  -- the main zones' units in the sums: event days count 1, baseline days their coefficient
     SELECT units.event_id, units.zone_id, units.event_date, units.device_key, units.share, units.share_rel_var,
-           units.share_basis, units.share_group, coefficients.coefficient, FALSE
-    FROM baseline_units AS units
-    JOIN uplift_coefficients AS coefficients USING (event_id, weekday)
-    WHERE units.in_sums AND units.event_id IN (SELECT event_id FROM uplift_events)
+           units.share_basis, units.share_group,
+           CASE WHEN units.day_kind = 'event' THEN 1.0 ELSE coefficients.coefficient END AS coefficient,
+           units.day_kind = 'event' AS on_event_day
+    FROM zone_day_units AS units
+    LEFT JOIN uplift_coefficients AS coefficients
+        ON units.day_kind = 'baseline' AND coefficients.event_id = units.event_id
+       AND coefficients.weekday = units.weekday
+    WHERE units.is_main_zone AND units.in_sums AND units.event_id IN (SELECT event_id FROM uplift_events)
+      AND (units.day_kind = 'event' OR coefficients.coefficient IS NOT NULL)
 ),
 
 uplift_contributions AS (
@@ -435,7 +417,7 @@ person_origins AS (
     SELECT DISTINCT event_id, device_key, origin_country, home_municipality
     FROM zone_days
     JOIN core.zone_visits AS visits USING (event_date, device_key, zone_id)
-    WHERE zone_days.is_main_zone AND visits.is_visit
+    WHERE zone_days.day_kind = 'event' AND zone_days.is_main_zone AND visits.is_visit
 ),
 
 country_groups AS (
@@ -465,7 +447,7 @@ dwell_kpis AS (
            CAST(NULL AS DOUBLE) AS se
     FROM zone_days
     JOIN core.zone_visits AS visits USING (event_date, device_key, zone_id)
-    WHERE zone_days.is_main_zone AND visits.is_visit
+    WHERE zone_days.day_kind = 'event' AND zone_days.is_main_zone AND visits.is_visit
     GROUP BY zone_days.event_id
 ),
 

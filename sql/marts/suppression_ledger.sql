@@ -3,32 +3,13 @@
 -- stored: crowd_platform/defs/marts/ledger.py decides from them which cells are suppressed, and
 -- why, and writes only that. Each count is defined exactly as in its mart's SQL (same filters,
 -- same join to core.device_weights); the marts' `suppression_matches_ledger` checks hold them to it.
+-- Hourly presence is defined once, in core.zone_presence_hourly, which marts.zone_hourly reads too.
 WITH
 visitor_days AS (  -- marts.zone_daily, origin_country_daily, home_municipality_daily
     SELECT DISTINCT visits.event_date, visits.zone_id, visits.device_key, visits.origin_country, visits.home_municipality
     FROM core.zone_visits AS visits
     JOIN core.device_weights AS weights USING (event_date, device_key)
     WHERE visits.event_date BETWEEN $first_day AND $last_day AND visits.is_visit
-),
-
-hours AS (  -- marts.zone_hourly: local hours of the days
-    SELECT
-        CAST(hour_start AS DATE) AS event_date,
-        hour(hour_start) AS hour,
-        hour_start,
-        hour_start + INTERVAL 1 HOUR AS hour_end
-    FROM (
-        SELECT unnest(range(CAST($first_day AS TIMESTAMPTZ), CAST($last_day + 1 AS TIMESTAMPTZ), INTERVAL 1 HOUR)) AS hour_start
-    )
-),
-
-presence AS (
-    SELECT DISTINCT hours.event_date, hours.hour, visits.zone_id, visits.device_key
-    FROM core.zone_visits AS visits
-    JOIN hours ON visits.visit_start < hours.hour_end AND visits.visit_end > hours.hour_start
-    JOIN core.device_weights AS weights
-        ON weights.event_date = visits.event_date AND weights.device_key = visits.device_key
-    WHERE visits.event_date BETWEEN $first_day - 1 AND $last_day
 )
 
 SELECT event_date, 'marts.zone_daily' AS mart, zone_id, CAST(NULL AS INTEGER) AS hour, CAST(NULL AS VARCHAR) AS group_key,
@@ -50,5 +31,6 @@ GROUP BY ALL
 
 UNION ALL
 SELECT event_date, 'marts.zone_hourly', zone_id, hour, NULL, count(DISTINCT device_key)
-FROM presence
+FROM core.zone_presence_hourly
+WHERE event_date BETWEEN $first_day AND $last_day
 GROUP BY ALL

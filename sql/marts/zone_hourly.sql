@@ -3,38 +3,12 @@
 -- marts.suppression_ledger: under $k distinct devices (primary_k), or a venue hidden so that an
 -- area's hour minus its venues does not reveal a suppressed venue (secondary_venue);
 -- docs/disclosure.md. Raw presence exact, the estimate rounded to the nearest 10.
+-- Who is present when, and with which weight, is core.zone_presence_hourly (shared with the ledger).
 WITH
-hours AS (
-    SELECT
-        CAST(hour_start AS DATE) AS event_date,
-        hour(hour_start) AS hour,
-        hour_start,
-        hour_start + INTERVAL 1 HOUR AS hour_end
-    FROM (
-        SELECT unnest(range(CAST($first_day AS TIMESTAMPTZ), CAST($last_day + 1 AS TIMESTAMPTZ), INTERVAL 1 HOUR)) AS hour_start
-    )
-),
-
-presence AS (
-    SELECT DISTINCT hours.event_date, hours.hour, visits.zone_id, visits.device_key, visits.event_date AS visit_date
-    FROM core.zone_visits AS visits
-    JOIN hours ON visits.visit_start < hours.hour_end AND visits.visit_end > hours.hour_start
-    WHERE visits.event_date BETWEEN $first_day - 1 AND $last_day
-),
-
-weighted AS (
-    -- A device present through midnight has visits on two days: the later day's weight, not any one.
-    SELECT presence.event_date, presence.hour, presence.zone_id, presence.device_key,
-           arg_max(1 / weights.share, presence.visit_date) AS weight
-    FROM presence
-    JOIN core.device_weights AS weights
-        ON weights.event_date = presence.visit_date AND weights.device_key = presence.device_key
-    GROUP BY ALL
-),
-
 counted AS (
     SELECT event_date, hour, zone_id, count(*) AS present, fsum(weight) AS present_est
-    FROM weighted
+    FROM core.zone_presence_hourly
+    WHERE event_date BETWEEN $first_day AND $last_day
     GROUP BY ALL
 ),
 

@@ -6,7 +6,13 @@ import dagster as dg
 
 from crowd_platform.defs.sql_asset import SqlCheck, sql_asset
 from crowd_platform.methodology import Methodology
-from crowd_platform.partitions import NEIGHBOURING_DAYS, SAME_AND_NEXT_DAY, trailing_days, trailing_nights
+from crowd_platform.partitions import (
+    NEIGHBOURING_DAYS,
+    SAME_AND_NEXT_DAY,
+    day_window,
+    trailing_days,
+    trailing_nights,
+)
 
 STAGED_EVENTS = dg.AssetKey(["staging", "events"])
 SHARE_WINDOW = trailing_days(Methodology().share_window_days)
@@ -121,4 +127,42 @@ zone_visits = sql_asset(
     ],
 )
 
-core_assets = [event_flags, stays, devices, device_nights, device_homes, device_weights, zone_visits]
+# A visit of day D can last until the end of D+2 (its stays are built from D-1..D+1, and a stay of
+# D+1 from D..D+2): the hourly presence of D reads visits from D-2 on.
+VISITS_REACHING_THE_DAY = day_window(-2, 0)
+
+zone_presence_hourly = sql_asset(
+    "core",
+    "zone_presence_hourly",
+    "One row per local hour, zone and device present in the zone at some moment of that hour (any visit "
+    "episode), with the device's extrapolation weight (the later visit day's when present through midnight): "
+    "the one definition of hourly presence, which marts.zone_hourly sums and marts.suppression_ledger counts. "
+    "Reads the visits of the two days before, which can reach into the day.",
+    deps=[
+        dg.AssetDep(core_key("zone_visits"), partition_mapping=VISITS_REACHING_THE_DAY),
+        dg.AssetDep(core_key("device_weights"), partition_mapping=VISITS_REACHING_THE_DAY),
+    ],
+    checks=[
+        SqlCheck(
+            "visits_present_in_their_first_hour",
+            "Every weighted visit episode of the day is present in its zone in the hour it starts.",
+            "SELECT count(*) FROM core.zone_visits AS visits "
+            "JOIN core.device_weights AS weights USING (event_date, device_key) "
+            "WHERE visits.event_date BETWEEN $first_day AND $last_day AND NOT EXISTS ("
+            "SELECT 1 FROM core.zone_presence_hourly AS presence WHERE presence.event_date = visits.event_date "
+            "AND presence.hour = hour(visits.visit_start) AND presence.zone_id = visits.zone_id "
+            "AND presence.device_key = visits.device_key)",
+        )
+    ],
+)
+
+core_assets = [
+    event_flags,
+    stays,
+    devices,
+    device_nights,
+    device_homes,
+    device_weights,
+    zone_visits,
+    zone_presence_hourly,
+]

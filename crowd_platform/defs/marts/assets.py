@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from crowd_platform.defs.marts.ledger import DEVICE_WEIGHTS, LEDGER, LEDGER_TABLE, ZONE_VISITS, suppression_ledger
+from crowd_platform.defs.marts.ledger import (
+    DEVICE_WEIGHTS,
+    LEDGER,
+    LEDGER_TABLE,
+    ZONE_PRESENCE_HOURLY,
+    ZONE_VISITS,
+    suppression_ledger,
+)
 from crowd_platform.defs.sql_asset import SqlCheck, sql_asset
-from crowd_platform.partitions import PREVIOUS_AND_SAME_DAY
 
 ZONE_DAILY = dg.AssetKey(["marts", "zone_daily"])
 ORIGIN_COUNTRY_DAILY = dg.AssetKey(["marts", "origin_country_daily"])
@@ -159,11 +165,7 @@ zone_hourly = sql_asset(
     "zone_hourly",
     "Distinct people present in each zone at some moment of each local hour, extrapolated (rounded to 10), "
     "for crowd management; suppressed cells per marts.suppression_ledger.",
-    deps=[
-        dg.AssetDep(ZONE_VISITS, partition_mapping=PREVIOUS_AND_SAME_DAY),
-        dg.AssetDep(DEVICE_WEIGHTS, partition_mapping=PREVIOUS_AND_SAME_DAY),
-        LEDGER,
-    ],
+    deps=[ZONE_PRESENCE_HOURLY, LEDGER],
     checks=[
         no_small_groups("marts.zone_hourly", "present"),
         matches_ledger("marts.zone_hourly", {"zone_id": "zone_id", "hour": "hour"}),

@@ -18,7 +18,7 @@ from crowd_platform.defs.marts import disclosure
 from crowd_platform.defs.marts.disclosure import CellKey, Suppression
 from crowd_platform.defs.sql_asset import SqlCheck, check_specs, run_checks
 from crowd_platform.methodology import Methodology
-from crowd_platform.partitions import PREVIOUS_AND_SAME_DAY, daily_partitions
+from crowd_platform.partitions import daily_partitions
 from crowd_platform.warehouse import (
     DayRange,
     TableWrite,
@@ -33,6 +33,7 @@ LEDGER = dg.AssetKey(["marts", "suppression_ledger"])
 LEDGER_TABLE = "marts.suppression_ledger"
 ZONE_VISITS = dg.AssetKey(["core", "zone_visits"])
 DEVICE_WEIGHTS = dg.AssetKey(["core", "device_weights"])
+ZONE_PRESENCE_HOURLY = dg.AssetKey(["core", "zone_presence_hourly"])
 ZONES = dg.AssetKey(["reference", "zones"])
 
 LEDGER_SCHEMA = {
@@ -107,11 +108,8 @@ def decide_day(cells: pl.DataFrame, parent_zone: dict[str, str | None], k: int) 
     "recovered by subtracting published values) and the cell it protects. Holds no counts; the marts read "
     "their suppression from it (docs/disclosure.md).",
     group_name="marts",
-    deps=[
-        dg.AssetDep(ZONE_VISITS, partition_mapping=PREVIOUS_AND_SAME_DAY),
-        dg.AssetDep(DEVICE_WEIGHTS, partition_mapping=PREVIOUS_AND_SAME_DAY),
-        ZONES,
-    ],
+    # Same days only: the presence of a day already holds the visits that began the evening before.
+    deps=[ZONE_VISITS, DEVICE_WEIGHTS, ZONE_PRESENCE_HOURLY, ZONES],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=check_specs(LEDGER, LEDGER_CHECKS),

@@ -17,6 +17,12 @@ the estimate, the relative error, recall and precision. An experiment, not a pip
   P(zone | its cell and the most frequent other cell within 15 minutes) >= 0.5.
 - `model_em`: the same with the prior density over tiles estimated from the day's cell counts by
   expectation maximisation. Slow (minutes per day): it evaluates every cell pair on every tile.
+- `model_pair_em`: the prior estimated from the day's counts of (cell, other cell) pairs instead, on
+  50 m tiles, with the dominance spread given by `--dominance-db` (compare their log-likelihoods).
+- `home_cells_excluded`: `current`, leaving out stays at cells where the device spent at least two of
+  the previous eight nights (a person at home near a zone is not visiting it).
+- `bridged`: `current`, with episodes that tolerate up to `--bridge-min` minutes at other cells between
+  two stays in the zone (ping-pong to a neighbouring cell while standing in the zone).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ CEILING_DAYS = ["2022-05-14", "2022-05-17", "2022-06-04", "2022-06-18"]
 
 EPISODES_TO_VISITS = """
     breaks AS (
-        SELECT *, CASE WHEN a > coalesce(max(b) OVER (PARTITION BY device_key, zone_id ORDER BY a, b
+        SELECT *, CASE WHEN a > $bridge_us + coalesce(max(b) OVER (PARTITION BY device_key, zone_id ORDER BY a, b
                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), -1e18) THEN 1 ELSE 0 END AS starts_episode
         FROM stays_in_zone
     ),
@@ -70,7 +76,20 @@ def truth_visits(world: Path, days: list[str], key: bytes, min_dwell_s: int = 12
     return visits.with_columns(pl.Series("device_key", keys, dtype=pl.String)).drop("imsi")
 
 
-def rule_visits(con: duckdb.DuckDBPyConnection, day: str, weights: str, condition: str) -> pl.DataFrame:
+NIGHT_CELLS = """
+    CREATE OR REPLACE TEMP TABLE night_cells AS
+    SELECT device_key, place AS cell_id
+    FROM wh.core.stays
+    WHERE event_date BETWEEN $day - 8 AND $day - 1
+      AND (hour(stay_start) < 5 OR hour(stay_end) < 5 OR stay_end - stay_start > INTERVAL 8 HOUR)
+    GROUP BY ALL
+    HAVING count(DISTINCT CAST(stay_start - INTERVAL 6 HOUR AS DATE)) >= 2
+"""
+
+
+def rule_visits(
+    con: duckdb.DuckDBPyConnection, day: str, weights: str, condition: str, bridge_min: float = 0
+) -> pl.DataFrame:
     query = f"""
     WITH stays_in_zone AS (
         SELECT stays.device_key, weights.zone_id, epoch_us(stays.stay_start) AS a, epoch_us(stays.stay_end) AS b
@@ -79,7 +98,7 @@ def rule_visits(con: duckdb.DuckDBPyConnection, day: str, weights: str, conditio
         WHERE stays.event_date BETWEEN $day - 1 AND $day + 1 AND {condition}
     ),
     {EPISODES_TO_VISITS}"""
-    return con.execute(query, {"day": dt.date.fromisoformat(day)}).pl()
+    return con.execute(query, {"day": dt.date.fromisoformat(day), "bridge_us": int(bridge_min * 60e6)}).pl()
 
 
 def measured_weights(con: duckdb.DuckDBPyConnection, world: Path, key: bytes) -> None:
@@ -186,6 +205,25 @@ class TileModel:
             prior /= prior.sum()
         return prior
 
+    def pair_em_prior(self, pairs: pl.DataFrame, iterations: int = 40) -> tuple[np.ndarray, float]:
+        """Density over tiles that best explains the counts `n` of (place, other) pairs; and the mean
+        log-likelihood per pair, to compare dominance spreads."""
+        index = {cell: i for i, cell in enumerate(self.cell_ids)}
+        first = np.array([index.get(cell, -1) for cell in pairs["place"]])
+        second = np.array([index.get(cell, -1) if cell is not None else -1 for cell in pairs["other"]])
+        known = first >= 0
+        first, second, counts = first[known], second[known], pairs["n"].to_numpy()[known].astype(float)
+        likelihood = self.p_cell[:, first].copy()
+        has_second = second >= 0
+        likelihood[:, has_second] *= self.p_cell[:, second[has_second]]
+        prior, mean_loglik = self.land_prior.copy(), 0.0
+        for _ in range(iterations):
+            expected = np.maximum(prior @ likelihood, 1e-30)
+            mean_loglik = float((counts * np.log(expected)).sum() / counts.sum())
+            prior = prior * (likelihood @ (counts / expected))
+            prior /= prior.sum()
+        return prior, mean_loglik
+
     def zone_posteriors(self, prior: np.ndarray, pairs: pl.DataFrame) -> pl.DataFrame:
         """P(zone | cell, other cell) for each (place, other) row; other may be null."""
         index = {cell: i for i, cell in enumerate(self.cell_ids)}
@@ -207,7 +245,9 @@ class TileModel:
         )
 
 
-def model_visits(con: duckdb.DuckDBPyConnection, day: str, model: TileModel, use_em: bool) -> pl.DataFrame:
+def model_visits(con: duckdb.DuckDBPyConnection, day: str, model: TileModel, prior_from: str) -> pl.DataFrame:
+    """Visits under the tile model; the prior is uniform on land (`land`), or estimated from the day's
+    cell counts (`cells`) or (cell, other cell) pair counts (`pairs`)."""
     window_us = CONTEXT_WINDOW_MIN * 60 * 1_000_000
     con.execute(
         f"""
@@ -232,7 +272,15 @@ def model_visits(con: duckdb.DuckDBPyConnection, day: str, model: TileModel, use
         {"day": dt.date.fromisoformat(day)},
     )
     prior = model.land_prior
-    if use_em:
+    if prior_from == "pairs":
+        pair_counts = con.execute(
+            "SELECT place, other, count(*) AS n FROM stays_with_context "
+            "WHERE CAST(make_timestamptz(a) AS DATE) = $day GROUP BY ALL",
+            {"day": dt.date.fromisoformat(day)},
+        ).pl()
+        prior, mean_loglik = model.pair_em_prior(pair_counts)
+        print(f"{day}: mean log-likelihood per pair {mean_loglik:.3f}", file=sys.stderr)
+    if prior_from == "cells":
         counts = dict(con.execute(
             "SELECT place, sum(n_events) FROM stays_with_context "
             "WHERE CAST(make_timestamptz(a) AS DATE) = $day GROUP BY place",
@@ -253,7 +301,7 @@ def model_visits(con: duckdb.DuckDBPyConnection, day: str, model: TileModel, use
         WHERE pair_zone.p >= 0.5
     ),
     {EPISODES_TO_VISITS}"""
-    return con.execute(query, {"day": dt.date.fromisoformat(day)}).pl()
+    return con.execute(query, {"day": dt.date.fromisoformat(day), "bridge_us": 0}).pl()
 
 
 def score(truth: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
@@ -282,27 +330,43 @@ def main() -> None:
     parser.add_argument("--world", type=Path, required=True)
     parser.add_argument("--days", nargs="+", default=["2022-05-10", "2022-06-11", "2022-06-25"])
     parser.add_argument("--rules", nargs="+", default=["current", "ceiling"],
-                        choices=["current", "ceiling", "model", "model_em"])  # fmt: skip
+                        choices=["current", "ceiling", "model", "model_em", "model_pair_em",
+                                 "home_cells_excluded", "bridged"])  # fmt: skip
+    parser.add_argument("--dominance-db", type=float, default=4.0, help="model_pair_em's dominance spread")
+    parser.add_argument("--bridge-min", type=float, default=20.0, help="bridged: minutes at other cells")
     args = parser.parse_args()
     key = (args.world / "key").read_text().strip().encode()
     con = connect(args.world)
     if "ceiling" in args.rules:
         measured_weights(con, args.world, key)
-    models: dict[bool, TileModel] = {}
+    models: dict[tuple[bool, bool], TileModel] = {}
     results = []
     for day in args.days:
         truth = truth_visits(args.world, [day], key)
         for rule in args.rules:
+            current_rule = "(weights.weight >= 0.5 OR weights.site_in_zone)"
             if rule == "current":
+                found = rule_visits(con, day, "wh.reference.cell_zone_weights", current_rule)
+            elif rule == "home_cells_excluded":
+                con.execute(NIGHT_CELLS, {"day": dt.date.fromisoformat(day)})
                 found = rule_visits(
-                    con, day, "wh.reference.cell_zone_weights", "(weights.weight >= 0.5 OR weights.site_in_zone)"
-                )
+                    con, day, "wh.reference.cell_zone_weights",
+                    f"{current_rule} AND NOT EXISTS (SELECT 1 FROM night_cells WHERE night_cells.device_key = "
+                    "stays.device_key AND night_cells.cell_id = stays.place)",
+                )  # fmt: skip
+            elif rule == "bridged":
+                found = rule_visits(con, day, "wh.reference.cell_zone_weights", current_rule, args.bridge_min)
             elif rule == "ceiling":
                 found = rule_visits(con, day, "measured", "weights.weight >= 0.5")
             else:
                 expo = day >= "2022-05-30"  # temporary expo cells are on air
-                models.setdefault(expo, TileModel(con, day))
-                found = model_visits(con, day, models[expo], use_em=rule == "model_em")
+                pairs = rule == "model_pair_em"
+                key_ = (expo, pairs)
+                if key_ not in models:
+                    tiles = {"tile_m": 50.0, "dominance_db": args.dominance_db} if pairs else {}
+                    models[key_] = TileModel(con, day, **tiles)
+                prior_from = {"model": "land", "model_em": "cells", "model_pair_em": "pairs"}[rule]
+                found = model_visits(con, day, models[key_], prior_from)
             results.append(score(truth, found).with_columns(day=pl.lit(day), rule=pl.lit(rule)))
             print(f"{day} {rule} done", file=sys.stderr)
     table = pl.concat(results).filter(pl.col("truth") + pl.col("estimate").fill_null(0) > 0)

@@ -43,6 +43,11 @@ class Methodology(dg.ConfigurableResource):
     default_national_share: float = 0.4  # only until the first homes are detected (first week)
     roaming_share_rel_se: float = 0.10  # delivered roaming shares are taken as +-10 % (1 s.e.)
     confidence_z: float = 1.96  # 95 % intervals
+    # Zone attribution error (log scale, 1 s.d.), measured in a validation world other than the one
+    # evaluated (docs/methodology.md, bench/attribution_error.py): intervals of zone counts are widened by
+    # exp(+-z * sd) so that they say how far attribution can be off, not only sampling. 0 = sampling only.
+    attribution_log_sd_area: float = 0.0
+    attribution_log_sd_venue: float = 0.0
     # Disclosure control
     min_group_devices: int = 10  # k: a published group needs at least this many distinct devices
 
@@ -70,5 +75,7 @@ class Methodology(dg.ConfigurableResource):
             "default_national_share": self.default_national_share,
             "roaming_share_rel_se": self.roaming_share_rel_se,
             "z": self.confidence_z,
+            "attribution_log_sd_area": self.attribution_log_sd_area,
+            "attribution_log_sd_venue": self.attribution_log_sd_venue,
             "k": self.min_group_devices,
         }

@@ -57,6 +57,7 @@ def compute_kpis(
     share_rel_var: float = 0.0,
     zone_daily_k: int = K,
     withheld_cells: Iterable[tuple[dt.date, str]] = (),
+    methodology: Methodology | None = None,
 ) -> pl.DataFrame:
     """Write the warehouse tables the KPI step reads, run the step, return marts.event_kpis.
 
@@ -108,7 +109,8 @@ def compute_kpis(
         """,
         {"k": zone_daily_k, "withheld": [f"{day} {zone}" for day, zone in withheld_cells]},
     )
-    write_tables(con, [TableWrite("marts.event_kpis", load_sql("marts/event_kpis"), Methodology().sql_params())], None)
+    params = (methodology or Methodology()).sql_params()
+    write_tables(con, [TableWrite("marts.event_kpis", load_sql("marts/event_kpis"), params)], None)
     frame = con.execute("FROM marts.event_kpis").pl()
     con.close()
     return frame
@@ -182,6 +184,52 @@ def test_unique_visitors_interval_is_the_binomial_one_and_visits_count_repeat_vi
     assert visits["value"] == 2 * len(twice) / SHARE
     assert visits["high"] == round(visits["value"] + Z * se_visits)
     assert visits["low"] == max(round(visits["value"] - Z * se_visits), len(twice))  # never below the devices seen
+
+
+def test_attribution_error_widens_counts_by_its_factor_and_leaves_ratios_alone(tmp_path: Path) -> None:
+    """With a log-scale attribution error sd, a count's interval becomes [low / e^(z sd), high * e^(z sd)],
+    with the venue's sd wherever a venue is involved; a share is a ratio in which a common error cancels."""
+    locals_, tourists, at_venue = people("l", 20), people("t", 12), people("v", 15)
+    visits = visits_of(locals_, EVENT_DAYS[:1], "area_a") + visits_of(
+        tourists, EVENT_DAYS[:1], "area_a", visitor_class="international_visitor", origin_country="DK"
+    )
+    visits += visits_of(at_venue, EVENT_DAYS[:1], "venue_v")
+    venues = {"venue_v": "area_a"}
+    plain = compute_kpis(tmp_path, visits, venues=venues)
+    (tmp_path / "widened").mkdir()
+    area_sd, venue_sd = 0.2, 0.5
+    methodology = Methodology(attribution_log_sd_area=area_sd, attribution_log_sd_venue=venue_sd)
+    widened = compute_kpis(tmp_path / "widened", visits, venues=venues, methodology=methodology)
+
+    n = len(locals_) + len(tourists)
+    unique, unique_plain = kpi(widened, "unique_visitors"), kpi(plain, "unique_visitors")
+    se = math.sqrt(n * (1 - SHARE) / SHARE**2)
+    assert unique["value"] == unique_plain["value"] == n / SHARE
+    assert unique["high"] == round((unique["value"] + Z * se) * math.exp(Z * area_sd))
+    assert unique["low"] == round(max(unique["value"] - Z * se, n) / math.exp(Z * area_sd))
+
+    venue, m = kpi(widened, "unique_visitors", "venue_v"), len(at_venue)
+    se_venue = math.sqrt(m * (1 - SHARE) / SHARE**2)
+    assert venue["high"] == round((venue["value"] + Z * se_venue) * math.exp(Z * venue_sd))
+    assert venue["low"] == round(max(venue["value"] - Z * se_venue, m) / math.exp(Z * venue_sd))
+
+    share, share_plain = kpi(widened, "international_share"), kpi(plain, "international_share")
+    assert [share[c] for c in ("low", "value", "high")] == [share_plain[c] for c in ("low", "value", "high")]
+
+
+def test_attribution_error_widens_the_uplift_by_the_event_visits(tmp_path: Path) -> None:
+    regulars, expo_goers = people("r", 14), people("x", 25)
+    world = baseline_world(regulars, expo_goers, [10] * 14)
+    plain = kpi(compute_kpis(tmp_path, world, held_days=BASELINE + EVENT_DAYS), "uplift", "area_a")
+    (tmp_path / "widened").mkdir()
+    sd = 0.1
+    frame = compute_kpis(tmp_path / "widened", world, held_days=BASELINE + EVENT_DAYS,
+                         methodology=Methodology(attribution_log_sd_area=sd))  # fmt: skip
+    uplift, visits = kpi(frame, "uplift", "area_a"), kpi(frame, "visits", "area_a")
+    assert uplift["value"] == plain["value"]
+    se_plain = (plain["high"] - plain["low"]) / (2 * Z)
+    half_width = Z * math.sqrt(se_plain**2 + (sd * visits["value"]) ** 2)
+    assert uplift["high"] - uplift["value"] == pytest.approx(half_width, abs=1)
 
 
 def test_share_error_is_common_to_a_share_group(tmp_path: Path) -> None:

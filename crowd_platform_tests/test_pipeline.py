@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import duckdb
 import polars as pl
 import pytest
 
+from crowd_platform.methodology import Methodology
+from crowd_platform.warehouse import bind, load_sql
 from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, BuiltWorld
 
 # DESIGN section 4: the contract columns of every output table.
@@ -193,3 +196,28 @@ def test_event_kpis_have_the_headline_metrics(world: BuiltWorld) -> None:
     assert unique <= total["value"]  # each person once across days <= person-days
     countries = kpis.filter(pl.col("metric") == "countries")["value"][0]
     assert countries == 2  # Sweden and Denmark, both with at least k devices
+
+
+def test_zone_daily_intervals_widen_by_the_attribution_error_of_areas_and_venues(world: BuiltWorld) -> None:
+    """The mart's SQL rerun with a log-scale attribution error: estimates stay, each bound moves by the
+    factor e^(z sd) of the zone's kind (up to the rounding to 10), venues by their own sd."""
+    area_sd, venue_sd = 0.2, 0.6
+    methodology = Methodology(attribution_log_sd_area=area_sd, attribution_log_sd_venue=venue_sd)
+    params = {**methodology.sql_params(), "first_day": FIRST_DAY, "last_day": LAST_DAY}
+    query = load_sql("marts/zone_daily")
+    with duckdb.connect(str(world.warehouse), read_only=True) as con:
+        stored = con.execute("FROM marts.zone_daily WHERE NOT suppressed").pl()
+        widened = con.execute(f"FROM ({query}) WHERE NOT suppressed", bind(query, params)).pl()
+        parents = dict(con.execute("SELECT zone_id, parent_zone_id FROM reference.zones").fetchall())
+    assert stored.height and any(parents[z] for z in stored["zone_id"]), "the world needs a published venue"
+    rows = stored.join(widened, on=["event_date", "zone_id"], suffix="_widened")
+    assert rows.height == stored.height
+    z = methodology.confidence_z
+    for row in rows.iter_rows(named=True):
+        factor = math.exp(z * (venue_sd if parents[row["zone_id"]] else area_sd))
+        assert row["visitors_est_widened"] == row["visitors_est"]
+        # The stored bounds were rounded outward to 10 from the unrounded ones, then widened and rounded again.
+        assert (row["visitors_est_high"] - 10) * factor <= row["visitors_est_high_widened"]
+        assert row["visitors_est_high_widened"] <= row["visitors_est_high"] * factor + 10
+        assert row["visitors_est_low"] / factor - 10 <= row["visitors_est_low_widened"]
+        assert row["visitors_est_low_widened"] <= (row["visitors_est_low"] + 10) / factor

@@ -27,6 +27,10 @@
 -- mean over persons, can differ a little from visits / unique_visitors when a person's share changes).
 -- The uplift's interval adds the baseline's day-to-day variation (pooled over weekdays, less its sampling
 -- part): the unknown normal level of each event day and the error of the baseline's weekday means.
+-- Zone attribution error (methodology attribution_log_sd_*, measured in a validation world): the interval
+-- of a count is widened by a factor exp(-+z * sd), the venue's sd when a venue is involved, else the
+-- area's; ratios (shares, means) are left as they are (a common error cancels in them); the uplift's
+-- variance adds (sd * the zone's event visits)^2, since the error moves the event days' visits.
 --
 -- Disclosure control (suppression_rule; DESIGN section 5): a KPI with fewer than $k distinct devices
 -- behind it is suppressed ('primary_k'). Then, so that no suppressed figure can be recovered by
@@ -604,7 +608,13 @@ final_kpis AS (
            CASE WHEN kpis.metric IN ('days_attended_mean', 'visits_per_visitor') THEN 1
                 WHEN kpis.metric = 'international_share' THEN 0
                 WHEN kpis.metric = 'uplift' THEN NULL
-                ELSE kpis.devices END AS floor_value
+                ELSE kpis.devices END AS floor_value,
+           CASE WHEN kpis.metric IN ('days_attended_mean', 'visits_per_visitor', 'international_share') THEN 0
+                WHEN EXISTS (SELECT 1 FROM reference.zones AS zones
+                             WHERE zones.parent_zone_id IS NOT NULL AND zones.zone_id IN (kpis.zone_id, kpis.other_zone_id))
+                    THEN $attribution_log_sd_venue
+                ELSE $attribution_log_sd_area END AS attribution_sd,
+           visits.value AS uplift_visits
     FROM second_pass AS kpis
     LEFT JOIN second_pass AS visits
         ON kpis.metric = 'uplift' AND visits.metric = 'visits' AND visits.event_id = kpis.event_id
@@ -617,9 +627,13 @@ SELECT
     nullif(zone_id, '') AS zone_id,
     CASE WHEN suppression_rule IS NULL THEN round(value, decimals) END AS value,
     CASE WHEN suppression_rule IS NULL AND se IS NOT NULL
-         THEN round(CASE WHEN floor_value IS NULL THEN value - $z * se ELSE greatest(value - $z * se, floor_value) END,
+         THEN round(CASE WHEN metric = 'uplift' THEN value - $z * sqrt(se ^ 2 + (attribution_sd * uplift_visits) ^ 2)
+                         ELSE greatest(value - $z * se, floor_value) / exp($z * attribution_sd) END,
                     decimals) END AS low,
-    CASE WHEN suppression_rule IS NULL AND se IS NOT NULL THEN round(value + $z * se, decimals) END AS high,
+    CASE WHEN suppression_rule IS NULL AND se IS NOT NULL
+         THEN round(CASE WHEN metric = 'uplift' THEN value + $z * sqrt(se ^ 2 + (attribution_sd * uplift_visits) ^ 2)
+                         ELSE (value + $z * se) * exp($z * attribution_sd) END,
+                    decimals) END AS high,
     suppression_rule IS NOT NULL AS suppressed,
     -- The busiest day's date says nothing about a small group: it stays when only the value is withheld
     -- to protect a zone-day.

@@ -4,7 +4,9 @@
 -- differencing (secondary_*); docs/disclosure.md. Raw counts are exact; estimates are rounded to
 -- the nearest 10 and their intervals outward to multiples of 10 (so they still contain them).
 -- Variance of an estimate v / p for a group of v devices and share p: binomial sampling of who
--- is a subscriber, v (1 - p) / p^2, plus the share's own error, (v / p)^2 * var(p) / p^2.
+-- is a subscriber, v (1 - p) / p^2, plus the share's own error, (v / p)^2 * var(p) / p^2. The
+-- sampling interval is then widened by the zone attribution error, a factor exp(-+z * sd) with sd the
+-- log-scale error of an area's or a venue's counts (methodology; 0 leaves sampling only).
 WITH
 visitor_days AS (
     SELECT event_date, zone_id, device_key, count(*) AS visits
@@ -57,6 +59,13 @@ dwell AS (
     GROUP BY ALL
 ),
 
+attribution_error AS (  -- venues stand inside an area; their attribution is the less certain
+    SELECT zone_id,
+           exp($z * CASE WHEN parent_zone_id IS NULL THEN $attribution_log_sd_area
+                         ELSE $attribution_log_sd_venue END) AS factor
+    FROM reference.zones
+),
+
 ledger AS (
     SELECT event_date, zone_id, suppression_rule
     FROM marts.suppression_ledger
@@ -67,10 +76,12 @@ publishable AS (
     SELECT
         zone_estimates.*,
         dwell.median_dwell_min,
+        coalesce(attribution_error.factor, 1) AS attribution_factor,
         -- The ledger decides; a group under k is suppressed even if the ledger were stale.
         coalesce(ledger.suppression_rule, CASE WHEN zone_estimates.visitors < $k THEN 'primary_k' END) AS suppression_rule
     FROM zone_estimates
     JOIN dwell USING (event_date, zone_id)
+    LEFT JOIN attribution_error USING (zone_id)
     LEFT JOIN ledger USING (event_date, zone_id)
 )
 
@@ -80,11 +91,15 @@ SELECT
     CASE WHEN suppression_rule IS NULL THEN visits END AS visits,
     CASE WHEN suppression_rule IS NULL THEN visitors END AS visitors,
     CASE WHEN suppression_rule IS NULL THEN round(visits_est, -1) END AS visits_est,
-    CASE WHEN suppression_rule IS NULL THEN floor(greatest(visits_est - $z * visitors_se * visits_est / visitors_est, visits) / 10) * 10 END AS visits_est_low,
-    CASE WHEN suppression_rule IS NULL THEN ceil((visits_est + $z * visitors_se * visits_est / visitors_est) / 10) * 10 END AS visits_est_high,
+    CASE WHEN suppression_rule IS NULL
+         THEN floor(greatest(visits_est - $z * visitors_se * visits_est / visitors_est, visits) / attribution_factor / 10) * 10 END AS visits_est_low,
+    CASE WHEN suppression_rule IS NULL
+         THEN ceil((visits_est + $z * visitors_se * visits_est / visitors_est) * attribution_factor / 10) * 10 END AS visits_est_high,
     CASE WHEN suppression_rule IS NULL THEN round(visitors_est, -1) END AS visitors_est,
-    CASE WHEN suppression_rule IS NULL THEN floor(greatest(visitors_est - $z * visitors_se, visitors) / 10) * 10 END AS visitors_est_low,
-    CASE WHEN suppression_rule IS NULL THEN ceil((visitors_est + $z * visitors_se) / 10) * 10 END AS visitors_est_high,
+    CASE WHEN suppression_rule IS NULL
+         THEN floor(greatest(visitors_est - $z * visitors_se, visitors) / attribution_factor / 10) * 10 END AS visitors_est_low,
+    CASE WHEN suppression_rule IS NULL
+         THEN ceil((visitors_est + $z * visitors_se) * attribution_factor / 10) * 10 END AS visitors_est_high,
     CASE WHEN suppression_rule IS NULL THEN round(median_dwell_min, 1) END AS median_dwell_min,
     suppression_rule IS NOT NULL AS suppressed,
     suppression_rule

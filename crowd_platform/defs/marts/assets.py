@@ -17,6 +17,7 @@ from crowd_platform.defs.marts.ledger import (
     LEDGER_TABLE,
     ZONE_PRESENCE_HOURLY,
     ZONE_VISITS,
+    ZONES,
     suppression_ledger,
 )
 from crowd_platform.defs.sql_asset import SqlCheck, sql_asset
@@ -143,9 +144,9 @@ zone_daily = sql_asset(
     "marts",
     "zone_daily",
     "Visits and visitors per zone and day, raw and extrapolated to the population with 95 % "
-    "intervals (estimates rounded to 10), and the median dwell; suppressed cells (under k devices, "
-    "or protecting one) per marts.suppression_ledger.",
-    deps=[ZONE_VISITS, DEVICE_WEIGHTS, LEDGER],
+    "intervals (sampling and zone attribution error; estimates rounded to 10), and the median dwell; "
+    "suppressed cells (under k devices, or protecting one) per marts.suppression_ledger.",
+    deps=[ZONE_VISITS, DEVICE_WEIGHTS, LEDGER, ZONES],
     checks=[
         no_small_groups("marts.zone_daily", "visitors"),
         SqlCheck(

@@ -178,15 +178,19 @@ def staging_events(context: dg.AssetExecutionContext, warehouse: Warehouse, meth
         ingest.check_schemas(con, Path(landing), days, methodology.late_arrival_days)
         check_results: list[dg.AssetCheckResult] = []
         staging_writes = [TableWrite(table, load_sql(table.replace(".", "/"))) for table in STAGING_TABLES.values()]
-        # One day per transaction: bounded memory, and each day equals a run of that day alone.
-        for day in days.single_days():
-            params = {**methodology.sql_params(), **day.params()}
-            identities = max(identities, ingest.classify_day(con, Path(landing), day, key, params, scan))
-            write_tables(con, staging_writes, day)
-            day_results = run_checks(con, LOAD_AUDIT, [ACCOUNTED, ALL_FILES_READ], params)
-            day_results += run_checks(con, REJECTED_EVENTS, [NO_RAW_IMSI], params)
+        # Each delivery folder is read once per run (ingest.LandingReader); consecutive small days
+        # are classified and written in one transaction (up to STAGING_ROWS_PER_TRANSACTION landed rows,
+        # a bigger day alone: bounded memory). The rows equal those of single-day runs.
+        reader = ingest.LandingReader(con, Path(landing), days, methodology.late_arrival_days, scan)
+        for batch in reader.batches():
+            params = {**methodology.sql_params(), **batch.params()}
+            identities = max(identities, ingest.classify_day(con, Path(landing), batch, key, params, scan, reader))
+            write_tables(con, staging_writes, batch)
+            batch_results = run_checks(con, LOAD_AUDIT, [ACCOUNTED, ALL_FILES_READ], params)
+            batch_results += run_checks(con, REJECTED_EVENTS, [NO_RAW_IMSI], params)
             con.execute("DROP TABLE IF EXISTS landed_events")
-            check_results = merge_check_results(check_results, day_results)
+            check_results = merge_check_results(check_results, batch_results)
+        reader.close()
         ingest.drop_pseudonym_cache(con)
         for asset_key, table in STAGING_TABLES.items():
             metadata = table_metadata(con, table, days)

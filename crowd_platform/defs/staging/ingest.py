@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,11 @@ CSV_LINE_ERRORS = {
     "LINE SIZE OVER MAXIMUM": "malformed CSV line: line too long",
 }
 IMSI_LIKE = re.compile(r"[0-9]{14,}")
+# Landed rows classified and written in one transaction (LandingReader.batches): half the SQL
+# steps' EVENTS_PER_TRANSACTION, as staging holds the raw rows and their classification at once.
+# Measured on 12 days of 150,000 rows (docs/performance.md): 0.5 M rows a batch gave most of the
+# gain of 2 M at 0.68 GB peak instead of 1.6 GB; 1 M, 1.0 GB.
+STAGING_ROWS_PER_TRANSACTION = 1_000_000
 
 
 class LandingError(ValueError):
@@ -103,21 +109,32 @@ def landing_fingerprints(landing_dir: Path, days: DayRange, late_arrival_days: i
     return {day.isoformat(): folder_fingerprint(delivery_folder(landing_dir, day)) for day in folders.days()}
 
 
-def _create_landed_table(con: duckdb.DuckDBPyConnection) -> None:
+def _create_raw_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A temp table for raw rows as read from the files (raw IMSIs: this connection only)."""
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE landed (
+        f"""
+        CREATE OR REPLACE TEMP TABLE {table} (
             delivery_date DATE, source_file VARCHAR, source_row BIGINT,
             event_time_raw VARCHAR, event_time TIMESTAMPTZ, local_date DATE,
             imsi VARCHAR, cell_id VARCHAR, event_type VARCHAR, tac VARCHAR, parse_error VARCHAR
         )
         """
     )
+
+
+def _create_run_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """What a run accumulates over its folders: the files read and those that could not be."""
     con.execute("CREATE OR REPLACE TEMP TABLE unreadable_files (event_date DATE, source_file VARCHAR, error VARCHAR)")
     # Every file read, with its row count: a file without data rows is still listed in load_audit.
     con.execute("CREATE OR REPLACE TEMP TABLE landed_files (delivery_date DATE, source_file VARCHAR, rows BIGINT)")
     con.execute("CREATE OR REPLACE TEMP TABLE three_digit_mnc_mccs (mcc VARCHAR)")
     con.executemany("INSERT INTO three_digit_mnc_mccs VALUES (?)", [[m] for m in THREE_DIGIT_MNC_MCCS])
+
+
+def _create_landed_table(con: duckdb.DuckDBPyConnection) -> None:
+    """The table `landed` and the run's tables, for reading files one by one (bench/profile_chain.py)."""
+    _create_raw_table(con, "landed")
+    _create_run_tables(con)
 
 
 def _sql_string(value: str) -> str:
@@ -168,13 +185,34 @@ TEXT_TIME = (
 )
 
 
-def _read_file(con: duckdb.DuckDBPyConnection, path: Path, relative: str, delivery: dt.date, scan: LandingScan) -> None:
+def event_date_expression(late_arrival_days: int) -> str:
+    """The partition of a raw row, as sql/staging/landed_events.sql computes it: its local date when
+    that is within the late-arrival window of its delivery day, else the delivery day (rows without
+    a usable time are accounted to their folder's day)."""
+    return (
+        f"CASE WHEN local_date BETWEEN delivery_date - {int(late_arrival_days)} AND delivery_date "
+        "THEN local_date ELSE delivery_date END"
+    )
+
+
+def _read_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    relative: str,
+    delivery: dt.date,
+    scan: LandingScan,
+    table: str = "landed",
+    keep_rows_where: str | None = None,
+) -> None:
+    """Insert the rows of one file into `table`; `keep_rows_where`: a condition on the raw row's
+    columns (local_date, delivery_date, ...) that the kept rows meet, applied after the rows are
+    numbered, so source_row stays the row's place in its file."""
     _check_readable(path)
     reader = _reader(path)
     is_csv = not path.name.endswith(".parquet")
     if is_csv:
-        for table in ("csv_rejects", "csv_reject_scans"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        for reject_table in ("csv_rejects", "csv_reject_scans"):
+            con.execute(f"DROP TABLE IF EXISTS {reject_table}")
     columns = _file_columns(con, reader)
     _check_columns(relative, columns, scan)
     if columns["event_time"] == "TIMESTAMP WITH TIME ZONE":  # Parquet, UTC-adjusted
@@ -189,25 +227,27 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path, relative: str, delive
         con.execute("SET preserve_insertion_order = true")
     con.execute(
         f"""
-        INSERT INTO landed
-        SELECT delivery_date, source_file, source_row, event_time_raw, event_time,
-               {_local_date_expression(con, delivery)} AS local_date,
-               imsi, cell_id, event_type, tac, NULL AS parse_error
-        FROM (
-            SELECT $delivery AS delivery_date, $relative AS source_file, {row_number} AS source_row,
-                   {raw_time} AS event_time_raw, {event_time} AS event_time,
-                   CAST(imsi AS VARCHAR) AS imsi, CAST(cell_id AS VARCHAR) AS cell_id,
-                   CAST(event_type AS VARCHAR) AS event_type, {tac} AS tac
-            FROM {reader}
-        )
+        INSERT INTO {table}
+        SELECT * FROM (
+            SELECT delivery_date, source_file, source_row, event_time_raw, event_time,
+                   {_local_date_expression(con, delivery)} AS local_date,
+                   imsi, cell_id, event_type, tac, NULL AS parse_error
+            FROM (
+                SELECT $delivery AS delivery_date, $relative AS source_file, {row_number} AS source_row,
+                       {raw_time} AS event_time_raw, {event_time} AS event_time,
+                       CAST(imsi AS VARCHAR) AS imsi, CAST(cell_id AS VARCHAR) AS cell_id,
+                       CAST(event_type AS VARCHAR) AS event_type, {tac} AS tac
+                FROM {reader}
+            )
+        ) AS read_rows
+        WHERE {keep_rows_where or "true"}
         """,
         {"delivery": delivery, "relative": relative},
     )
     if is_csv:
         con.execute("SET preserve_insertion_order = false")  # the connection default (warehouse.py)
-    if is_csv:
-        _land_csv_rejects(con, relative, delivery)
-    count = con.execute("SELECT count(*) FROM landed WHERE source_file = ?", [relative]).fetchone()
+        _land_csv_rejects(con, relative, delivery, table)
+    count = con.execute(f"SELECT count(*) FROM {table} WHERE source_file = ?", [relative]).fetchone()
     con.execute("INSERT INTO landed_files VALUES (?, ?, ?)", [delivery, relative, count[0] if count else 0])
 
 
@@ -232,7 +272,7 @@ def _local_date_expression(con: duckdb.DuckDBPyConnection, delivery: dt.date) ->
     return f"CASE {branches} ELSE CAST(event_time AS DATE) END"
 
 
-def _land_csv_rejects(con: duckdb.DuckDBPyConnection, relative: str, delivery: dt.date) -> None:
+def _land_csv_rejects(con: duckdb.DuckDBPyConnection, relative: str, delivery: dt.date, table: str) -> None:
     """Lines the CSV reader could not parse become rejected rows (no fields: the raw line may hold an IMSI)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE bad_lines AS "
@@ -243,14 +283,14 @@ def _land_csv_rejects(con: duckdb.DuckDBPyConnection, relative: str, delivery: d
         return
     # The k-th parsed row is data row k + (number of bad lines before it).
     con.execute(
-        "UPDATE landed SET source_row = source_row "
-        "+ (SELECT count(*) FROM bad_lines WHERE bad_lines.data_row - bad_lines.nth < landed.source_row) "
+        f"UPDATE {table} SET source_row = source_row "
+        f"+ (SELECT count(*) FROM bad_lines WHERE bad_lines.data_row - bad_lines.nth < {table}.source_row) "
         "WHERE source_file = ?",
         [relative],
     )
     reasons = " ".join(f"WHEN {_sql_string(k)} THEN {_sql_string(v)}" for k, v in CSV_LINE_ERRORS.items())
     con.execute(
-        "INSERT INTO landed (delivery_date, source_file, source_row, parse_error) "
+        f"INSERT INTO {table} (delivery_date, source_file, source_row, parse_error) "
         f"SELECT ?, ?, data_row, CASE error_type {reasons} ELSE 'malformed CSV line: ' || lower(error_type) END "
         "FROM bad_lines",
         [delivery, relative],
@@ -298,37 +338,133 @@ def check_schemas(con: duckdb.DuckDBPyConnection, landing_dir: Path, days: DayRa
         try:
             columns = _file_columns(con, _reader(path))
         except duckdb.Error:
-            continue  # unreadable files are listed, not fatal (see read_landing)
+            continue  # unreadable files are listed, not fatal (see LandingReader)
         _check_columns(path.relative_to(landing_dir).as_posix(), columns, LandingScan())
 
 
-def read_landing(
-    con: duckdb.DuckDBPyConnection, landing_dir: Path, days: DayRange, late_arrival_days: int, scan: LandingScan
-) -> None:
-    """Read every file that may hold events of `days` into the temporary table `landed`."""
-    _create_landed_table(con)
-    for delivery, path in delivered_files(landing_dir, days, late_arrival_days):
-        relative = path.relative_to(landing_dir).as_posix()
-        try:
-            _read_file(con, path, relative, delivery, scan)
-        except LandingError:
-            raise
-        except (duckdb.Error, UnreadableFile) as exc:
-            message = scrub(str(exc).splitlines()[0][:300])
-            if delivery <= days.last:  # listed once, on its own delivery day
-                scan.unreadable.append((delivery, relative, message))
-            con.execute("INSERT INTO unreadable_files VALUES (?, ?, ?)", [delivery, relative, message])
-            continue
-        if delivery <= days.last:
-            scan.files_read.append(relative)
+class LandingReader:
+    """The raw rows of a run's delivery folders, each folder read once per run.
+
+    Events of a local day arrive in that day's folder and, late, in the next `late_arrival_days`
+    folders. A run over several days (the runner, a Dagster backfill) used to read every folder
+    twice: as its own day and as the previous day's late arrivals (docs/performance.md). Here each
+    folder is read into its own temp table `landed_<yyyymmdd>` when the first day that needs it
+    comes, and dropped once the last day it can hold has been classified; `use(days)` makes the
+    view `landed` show exactly the rows whose partition is in `days`. A folder after the run's last
+    day is only read for its late rows (its own day's rows belong to another run).
+
+    The folder tables hold raw IMSIs like `landed` always has: in this connection only, until
+    their last day is classified or the run ends (`close`)."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        landing_dir: Path,
+        run: DayRange,
+        late_arrival_days: int,
+        scan: LandingScan,
+    ) -> None:
+        self.con, self.landing_dir, self.run, self.scan = con, landing_dir, run, scan
+        self.late_arrival_days = int(late_arrival_days)
+        self.rows_by_folder: dict[dt.date, int] = {}  # folders read and still held, with their row count
+        self.last_folder_read = run.first - dt.timedelta(days=1)
+        _create_run_tables(con)
+
+    @staticmethod
+    def folder_table(delivery: dt.date) -> str:
+        return f"landed_{delivery:%Y%m%d}"
+
+    def read_through(self, last_folder: dt.date) -> None:
+        """Read the run's folders up to `last_folder` that are not read yet (never one twice)."""
+        last_folder = min(last_folder, self.run.last + dt.timedelta(days=self.late_arrival_days))
+        while self.last_folder_read < last_folder:
+            self.last_folder_read += dt.timedelta(days=1)
+            self._read_folder(self.last_folder_read)
+
+    def _read_folder(self, delivery: dt.date) -> None:
+        table = self.folder_table(delivery)
+        _create_raw_table(self.con, table)
+        keep = None
+        if delivery > self.run.last:  # only the late rows of the run's days
+            partition = event_date_expression(self.late_arrival_days)
+            keep = f"({partition}) BETWEEN {_sql_date(self.run.first)} AND {_sql_date(self.run.last)}"
+        for path in event_files(delivery_folder(self.landing_dir, delivery)):
+            relative = path.relative_to(self.landing_dir).as_posix()
+            try:
+                _read_file(self.con, path, relative, delivery, self.scan, table, keep)
+            except LandingError:
+                raise
+            except (duckdb.Error, UnreadableFile) as exc:
+                message = scrub(str(exc).splitlines()[0][:300])
+                if delivery <= self.run.last:  # listed on its own delivery day, not as a late source
+                    self.scan.unreadable.append((delivery, relative, message))
+                self.con.execute("INSERT INTO unreadable_files VALUES (?, ?, ?)", [delivery, relative, message])
+                continue
+            if delivery <= self.run.last:
+                self.scan.files_read.append(relative)
+        found = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        self.rows_by_folder[delivery] = int(found[0]) if found else 0
+
+    def use(self, days: DayRange) -> None:
+        """The view `landed`: the raw rows whose partition is one of `days` (folders read as needed)."""
+        self.read_through(days.last + dt.timedelta(days=self.late_arrival_days))
+        partition = event_date_expression(self.late_arrival_days)
+        branches = [
+            f"SELECT * FROM {self.folder_table(delivery)} "
+            f"WHERE ({partition}) BETWEEN {_sql_date(days.first)} AND {_sql_date(days.last)}"
+            for delivery in sorted(self.rows_by_folder)
+            if days.first <= delivery <= days.last + dt.timedelta(days=self.late_arrival_days)
+        ]
+        self.con.execute("CREATE OR REPLACE TEMP VIEW landed AS " + " UNION ALL ".join(branches))
+
+    def release(self, through: dt.date) -> None:
+        """`through` is classified: drop the view and every folder that holds no later day."""
+        self.con.execute("DROP VIEW IF EXISTS landed")
+        for delivery in [d for d in self.rows_by_folder if d <= through]:
+            self.con.execute(f"DROP TABLE IF EXISTS {self.folder_table(delivery)}")
+            del self.rows_by_folder[delivery]
+
+    def close(self) -> None:
+        self.release(dt.date.max)
+
+    def batches(self, max_rows: int = STAGING_ROWS_PER_TRANSACTION) -> Iterator[DayRange]:
+        """The run's days in runs of consecutive days with up to `max_rows` landed rows together
+        (a bigger day stands alone), to classify and write in one transaction each: a day's fixed
+        cost (the commit, the checks, the statements' planning) is paid per batch, and memory stays
+        bounded. The rows cannot depend on the grouping (each row's partition, checks and
+        duplicates are the row's own day's). A day's size is its folder's row count, read here."""
+        start: dt.date | None = None
+        rows = 0
+        for day in self.run.days():
+            # What the batch so far needs (its late folders), and this day's folder to weigh it.
+            self.read_through(max(day, day - dt.timedelta(days=1) + dt.timedelta(days=self.late_arrival_days)))
+            day_rows = self.rows_by_folder.get(day, 0)
+            if start is not None and rows + day_rows > max_rows:
+                yield DayRange(start, day - dt.timedelta(days=1))
+                start, rows = None, 0
+            if start is None:
+                start = day
+            rows += day_rows
+        if start is not None:
+            yield DayRange(start, self.run.last)
+
+
+def _sql_date(day: dt.date) -> str:
+    return f"DATE '{day.isoformat()}'"
+
+
+PSEUDONYM_BATCH = 250_000  # identities hashed at a time: bounds the Python strings alive at once
 
 
 def register_pseudonyms(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
-    """Pseudonymise each distinct identity once (not each row) into the temp table `pseudonyms`.
+    """Pseudonymise each distinct identity of `landed` once (not each row) into the temp table `pseudonyms`.
 
     The keys computed are remembered in the temp table `pseudonym_cache` for the connection's
     life (one run): in a backfill most SIMs recur every day and are hashed once, not once a day.
-    The cache holds raw IMSIs like `landed`, only in this connection, and goes with it."""
+    The cache holds raw IMSIs like `landed`, only in this connection, and goes with it. New
+    identities are hashed `PSEUDONYM_BATCH` at a time: they arrive as one Arrow column (compact),
+    and only a batch of them is turned into Python strings (at 30 M events a day, 15 M IMSIs and
+    their keys as Python strings were over 2 GB)."""
     fingerprint = key_fingerprint(key)
     con.execute(
         "CREATE TEMP TABLE IF NOT EXISTS pseudonym_cache (imsi VARCHAR, device_key VARCHAR, key_fingerprint VARCHAR)"
@@ -337,39 +473,60 @@ def register_pseudonyms(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE day_identities AS SELECT DISTINCT imsi FROM landed WHERE imsi IS NOT NULL"
     )
-    unseen = (
-        con.execute("SELECT imsi FROM day_identities ANTI JOIN pseudonym_cache USING (imsi)").pl()["imsi"].to_list()
-    )
-    if unseen:
+    unseen = con.execute("SELECT imsi FROM day_identities ANTI JOIN pseudonym_cache USING (imsi)").pl()["imsi"]
+    for offset in range(0, unseen.len(), PSEUDONYM_BATCH):
+        identities = unseen.slice(offset, PSEUDONYM_BATCH)
         mapping = pl.DataFrame(
-            {"imsi": unseen, "device_key": pseudonymise(key, unseen)},
+            {"imsi": identities, "device_key": pseudonymise(key, identities.to_list())},
             schema={"imsi": pl.String, "device_key": pl.String},
         )
         con.register("pseudonym_mapping", mapping)
         con.execute("INSERT INTO pseudonym_cache SELECT imsi, device_key, ? FROM pseudonym_mapping", [fingerprint])
         con.unregister("pseudonym_mapping")
+    del unseen
     con.execute(
         "CREATE OR REPLACE TEMP TABLE pseudonyms AS "
         "SELECT imsi, device_key FROM pseudonym_cache SEMI JOIN day_identities USING (imsi)"
     )
-    identities = con.execute("SELECT count(*) FROM day_identities").fetchone()
+    identities_count = con.execute("SELECT count(*) FROM day_identities").fetchone()
     con.execute("DROP TABLE day_identities")
-    return int(identities[0]) if identities else 0
+    return int(identities_count[0]) if identities_count else 0
 
 
 def classify_day(
-    con: duckdb.DuckDBPyConnection, landing_dir: Path, day: DayRange, key: bytes, params: dict, scan: LandingScan
+    con: duckdb.DuckDBPyConnection,
+    landing_dir: Path,
+    days: DayRange,
+    key: bytes,
+    params: dict,
+    scan: LandingScan,
+    reader: LandingReader | None = None,
 ) -> int:
-    """Read the files that may hold events of `day` and classify every landed row into the temp
-    table `landed_events` (staged, rejected with a reason, or duplicate); the raw tables are dropped.
-    Returns the number of distinct SIMs seen. `params`: the methodology's SQL parameters and the day's."""
-    read_landing(con, landing_dir, day, int(params["late_arrival_days"]), scan)
+    """Classify every landed row whose partition is one of `days` (a day, or a batch of days of
+    `reader`'s run) into the temp table `landed_events` (staged, rejected with a reason, or
+    duplicate); the raw rows of `days` are dropped. Without a reader, `days` is a run of its own.
+    Returns the largest number of distinct SIMs of one day. `params`: the methodology's SQL
+    parameters and the days'."""
+    own_reader = reader is None
+    if reader is None:
+        reader = LandingReader(con, landing_dir, days, int(params["late_arrival_days"]), scan)
+    reader.use(days)
     identities = register_pseudonyms(con, key)
     classify = load_sql("staging/landed_events")
     con.execute("CREATE OR REPLACE TEMP TABLE landed_events AS " + classify, bind(classify, params))
+    reader.release(days.last)
     drop_raw_tables_keep_classified(con)
+    if own_reader:
+        reader.close()
     mark_duplicates(con, params)
-    return identities
+    if days.first == days.last:
+        return identities
+    # A batch of small days: the largest day's count, not the batch's.
+    largest = con.execute(
+        "SELECT coalesce(max(sims), 0) FROM "
+        "(SELECT count(DISTINCT device_key) AS sims FROM landed_events GROUP BY event_date)"
+    ).fetchone()
+    return int(largest[0]) if largest else 0
 
 
 def mark_duplicates(con: duckdb.DuckDBPyConnection, params: dict) -> None:
@@ -386,9 +543,12 @@ def mark_duplicates(con: duckdb.DuckDBPyConnection, params: dict) -> None:
 
 
 def drop_raw_tables_keep_classified(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the tables that hold raw IMSIs as soon as the classified rows exist."""
-    for table in ("landed", "pseudonyms"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    """Drop the tables that hold raw IMSIs as soon as the classified rows exist (the view
+    `landed` of a LandingReader is dropped by its `release`; a table `landed` here)."""
+    is_table = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'landed'").fetchone()
+    if is_table and is_table[0]:
+        con.execute("DROP TABLE landed")
+    con.execute("DROP TABLE IF EXISTS pseudonyms")
 
 
 def drop_pseudonym_cache(con: duckdb.DuckDBPyConnection) -> None:

@@ -19,6 +19,9 @@ the estimate, the relative error, recall and precision. An experiment, not a pip
   expectation maximisation. Slow (minutes per day): it evaluates every cell pair on every tile.
 - `model_pair_em`: the prior estimated from the day's counts of (cell, other cell) pairs instead, on
   50 m tiles, with the dominance spread given by `--dominance-db` (compare their log-likelihoods).
+- `model_oracle`: the tile model under a uniform prior with the simulator's own serving-cell rule
+  instead of the generic radio model: not a method (a real network's physics is unknown), the ceiling
+  of what the pair of cells can tell.
 - `home_cells_excluded`: `current`, leaving out stays at cells where the device spent at least two of
   the previous eight nights (a person at home near a zone is not visiting it).
 - `bridged`: `current`, with episodes that tolerate up to `--bridge-min` minutes at other cells between
@@ -132,10 +135,20 @@ def measured_weights(con: duckdb.DuckDBPyConnection, world: Path, key: bytes) ->
 
 
 class TileModel:
-    """P(cell | tile) on a square grid around the zones, from a generic radio model."""
+    """P(cell | tile) on a square grid around the zones, from a generic radio model; or, with
+    `oracle_physics`, from the simulator's own serving-cell rule (a diagnostic: what two cells could tell
+    if the radio model were exactly right)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, day: str, tile_m: float = 25.0, path_loss_exponent: float = 3.5,
-                 dominance_db: float = 4.0, margin_m: float = 1500.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        day: str,
+        tile_m: float = 25.0,
+        path_loss_exponent: float = 3.5,
+        dominance_db: float = 4.0,
+        margin_m: float = 1500.0,
+        oracle_physics: bool = False,
+    ) -> None:
         x_min, x_max, y_min, y_max = con.execute(
             "SELECT ST_XMin(ST_Extent_Agg(geometry)), ST_XMax(ST_Extent_Agg(geometry)), "
             "ST_YMin(ST_Extent_Agg(geometry)), ST_YMax(ST_Extent_Agg(geometry)) FROM wh.reference.zones"
@@ -167,7 +180,8 @@ class TileModel:
         self.land_prior[self.in_zone.sum(axis=1) > 0] = 1
         self.land_prior /= self.land_prior.sum()
         cells = con.execute(
-            "SELECT cell_id, longitude, latitude, azimuth_deg, beamwidth_deg, range_m FROM wh.reference.cells "
+            "SELECT cell_id, longitude, latitude, azimuth_deg, beamwidth_deg, range_m, "
+            "valid_to IS NOT NULL AS temporary FROM wh.reference.cells "
             "WHERE valid_from <= $day AND (valid_to IS NULL OR valid_to >= $day) "
             "AND longitude BETWEEN $x0 - 0.1 AND $x1 + 0.1 AND latitude BETWEEN $y0 - 0.06 AND $y1 + 0.06 "
             "ORDER BY cell_id",
@@ -183,6 +197,9 @@ class TileModel:
         beam = cells["beamwidth_deg"].fill_null(360).to_numpy()
         reach = cells["range_m"].to_numpy()
         omni = np.isnan(azimuth) | (beam >= 360)
+        if oracle_physics:
+            self.p_cell = oracle_cell_probabilities(np.c_[tile_x, tile_y], np.c_[cell_x, cell_y], cells)
+            return
         self.p_cell = np.empty((len(lon), len(cells)), np.float32)
         for start in range(0, len(lon), 4000):
             rows = slice(start, start + 4000)
@@ -243,6 +260,31 @@ class TileModel:
         return frame.unpivot(index=["place", "other"], variable_name="zone_id", value_name="p").filter(
             pl.col("p") >= 0.05
         )
+
+
+def oracle_cell_probabilities(tile_xy: np.ndarray, cell_xy: np.ndarray, cells: pl.DataFrame) -> np.ndarray:
+    """P(cell | tile) as the simulator draws serving cells at a fixed place: its score, the four best
+    cells, softmax at its temperature. The simulator's hidden bonus (small and temporary cells) is
+    recognised from the reference data (range, valid_to)."""
+    from crowd_platform.simulate.geography import _cell_scores
+
+    reach = cells["range_m"].to_numpy().astype(float)
+    arrays = {
+        "range_m": reach,
+        "azimuth": cells["azimuth_deg"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        "beamwidth": cells["beamwidth_deg"].cast(pl.Float64).fill_null(360.0).to_numpy(),
+        "bonus": np.where(reach <= 150, 1.0, np.where(cells["temporary"].to_numpy(), 0.5, 0.0)),
+    }
+    out = np.zeros((len(tile_xy), len(cells)), np.float32)
+    for start in range(0, len(tile_xy), 4000):
+        rows = slice(start, start + 4000)
+        candidates = np.broadcast_to(np.arange(len(cells)), (len(tile_xy[rows]), len(cells)))
+        score = _cell_scores(tile_xy[rows], candidates, arrays, cell_xy)
+        best = np.argpartition(-score, 4, axis=1)[:, :4]
+        top = np.take_along_axis(score, best, axis=1)
+        weight = np.exp((top - top.max(axis=1, keepdims=True)) / 0.8)
+        np.put_along_axis(out[rows], best, (weight / weight.sum(axis=1, keepdims=True)).astype(np.float32), axis=1)
+    return out
 
 
 def model_visits(con: duckdb.DuckDBPyConnection, day: str, model: TileModel, prior_from: str) -> pl.DataFrame:
@@ -330,7 +372,7 @@ def main() -> None:
     parser.add_argument("--world", type=Path, required=True)
     parser.add_argument("--days", nargs="+", default=["2022-05-10", "2022-06-11", "2022-06-25"])
     parser.add_argument("--rules", nargs="+", default=["current", "ceiling"],
-                        choices=["current", "ceiling", "model", "model_em", "model_pair_em",
+                        choices=["current", "ceiling", "model", "model_em", "model_pair_em", "model_oracle",
                                  "home_cells_excluded", "bridged"])  # fmt: skip
     parser.add_argument("--dominance-db", type=float, default=4.0, help="model_pair_em's dominance spread")
     parser.add_argument("--bridge-min", type=float, default=20.0, help="bridged: minutes at other cells")
@@ -339,7 +381,7 @@ def main() -> None:
     con = connect(args.world)
     if "ceiling" in args.rules:
         measured_weights(con, args.world, key)
-    models: dict[tuple[bool, bool], TileModel] = {}
+    models: dict[tuple[bool, str], TileModel] = {}
     results = []
     for day in args.days:
         truth = truth_visits(args.world, [day], key)
@@ -360,12 +402,14 @@ def main() -> None:
                 found = rule_visits(con, day, "measured", "weights.weight >= 0.5")
             else:
                 expo = day >= "2022-05-30"  # temporary expo cells are on air
-                pairs = rule == "model_pair_em"
-                key_ = (expo, pairs)
+                key_ = (expo, rule)
                 if key_ not in models:
-                    tiles = {"tile_m": 50.0, "dominance_db": args.dominance_db} if pairs else {}
+                    tiles = {
+                        "model_pair_em": {"tile_m": 50.0, "dominance_db": args.dominance_db},
+                        "model_oracle": {"oracle_physics": True},
+                    }.get(rule, {})
                     models[key_] = TileModel(con, day, **tiles)
-                prior_from = {"model": "land", "model_em": "cells", "model_pair_em": "pairs"}[rule]
+                prior_from = {"model_em": "cells", "model_pair_em": "pairs"}.get(rule, "land")
                 found = model_visits(con, day, models[key_], prior_from)
             results.append(score(truth, found).with_columns(day=pl.lit(day), rule=pl.lit(rule)))
             print(f"{day} {rule} done", file=sys.stderr)

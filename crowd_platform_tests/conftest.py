@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 
 FIRST_DAY = dt.date(2022, 6, 1)
@@ -76,3 +77,17 @@ def private_world(world: BuiltWorld, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("CROWD_LANDING_DIR", str(world.landing))
     monkeypatch.setenv("CROWD_WAREHOUSE", str(warehouse))
     return BuiltWorld(world.landing, warehouse, world.truth)
+
+
+def ingest_connection(cell_id: str, threads: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB as the staging step sees it: local time zone and a reference.cells table
+    with one cell valid throughout (for tests that run the ingest SQL without the whole pipeline)."""
+    connection = duckdb.connect(config={"preserve_insertion_order": "false", "threads": threads})
+    connection.execute("SET TimeZone = 'Europe/Stockholm'")
+    connection.execute("CREATE SCHEMA reference")
+    connection.execute(
+        "CREATE TABLE reference.cells AS SELECT ? AS cell_id, DATE '2022-01-01' AS valid_from, "
+        "CAST(NULL AS DATE) AS valid_to",
+        [cell_id],
+    )
+    return connection

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from crowd_platform.defs.staging import ingest
 from crowd_platform.methodology import Methodology
 from crowd_platform.warehouse import DayRange, bind, load_sql
+from crowd_platform_tests.conftest import ingest_connection
 
 DAY = dt.date(2022, 6, 2)
 KEY = b"property-test-key-not-a-secret-0123"
@@ -70,14 +71,7 @@ FILE_NUMBERS = itertools.count()
 
 @pytest.fixture(scope="module")
 def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    with duckdb.connect(config={"preserve_insertion_order": "false", "threads": 1}) as connection:
-        connection.execute("SET TimeZone = 'Europe/Stockholm'")
-        connection.execute("CREATE SCHEMA reference")
-        connection.execute(
-            "CREATE TABLE reference.cells AS SELECT ? AS cell_id, DATE '2022-01-01' AS valid_from, "
-            "CAST(NULL AS DATE) AS valid_to",
-            [CELL],
-        )
+    with ingest_connection(CELL, threads=1) as connection:
         yield connection
 
 

@@ -22,6 +22,7 @@ from crowd_platform.defs.staging import ingest
 from crowd_platform.methodology import Methodology
 from crowd_platform.pseudonym import pseudonymise
 from crowd_platform.warehouse import DayRange, bind, load_sql
+from crowd_platform_tests.conftest import ingest_connection
 
 KEY = b"reader-test-key-not-a-secret-0123"
 CELL = "240-01-1-1"
@@ -69,14 +70,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    with duckdb.connect(config={"preserve_insertion_order": "false", "threads": 2}) as connection:
-        connection.execute("SET TimeZone = 'Europe/Stockholm'")
-        connection.execute("CREATE SCHEMA reference")
-        connection.execute(
-            "CREATE TABLE reference.cells AS SELECT ? AS cell_id, DATE '2022-01-01' AS valid_from, "
-            "CAST(NULL AS DATE) AS valid_to",
-            [CELL],
-        )
+    with ingest_connection(CELL, threads=2) as connection:
         yield connection
 
 

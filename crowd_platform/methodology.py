@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-METHODOLOGY_VERSION = "0.1-first-cut"
+METHODOLOGY_VERSION = "0.2"  # 0.2: intervals carry the zone attribution error
 
 
 class Methodology(dg.ConfigurableResource):
@@ -46,8 +46,8 @@ class Methodology(dg.ConfigurableResource):
     # Zone attribution error (log scale, 1 s.d.), measured in a validation world other than the one
     # evaluated (docs/methodology.md, bench/attribution_error.py): intervals of zone counts are widened by
     # exp(+-z * sd) so that they say how far attribution can be off, not only sampling. 0 = sampling only.
-    attribution_log_sd_area: float = 0.0
-    attribution_log_sd_venue: float = 0.0
+    attribution_log_sd_area: float = 0.46
+    attribution_log_sd_venue: float = 0.55
     # Disclosure control
     min_group_devices: int = 10  # k: a published group needs at least this many distinct devices
 

@@ -28,6 +28,8 @@ EVENT_DAYS = [START + dt.timedelta(days=i) for i in range(7)]
 SHARE = 0.5
 K = Methodology().min_group_devices
 Z = Methodology().confidence_z
+# The interval formulas below are the sampling ones: without the zone attribution error (tested apart).
+SAMPLING_ONLY = Methodology(attribution_log_sd_area=0.0, attribution_log_sd_venue=0.0)
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def compute_kpis(
         """,
         {"k": zone_daily_k, "withheld": [f"{day} {zone}" for day, zone in withheld_cells]},
     )
-    params = (methodology or Methodology()).sql_params()
+    params = (methodology or SAMPLING_ONLY).sql_params()
     write_tables(con, [TableWrite("marts.event_kpis", load_sql("marts/event_kpis"), params)], None)
     frame = con.execute("FROM marts.event_kpis").pl()
     con.close()
@@ -521,7 +523,8 @@ def test_the_pipeline_builds_marts_event_kpis(world: BuiltWorld) -> None:
     assert old == 0
     assert {"suppression_rule", "other_zone_id", "category"} <= set(frame.columns)
     unique = kpi(frame, "unique_visitors")
-    assert unique["low"] >= devices  # at least the people seen
+    # At least the people seen, less what zone attribution may have got wrong.
+    assert unique["low"] >= round(devices / math.exp(Z * Methodology().attribution_log_sd_area))
     overlaps = frame.filter(pl.col("metric") == "zone_overlap")
     assert overlaps.height > 0 and (overlaps["zone_id"] < overlaps["other_zone_id"]).all()
     assert {"1", "2", "3-5", "6+"} >= set(frame.filter(pl.col("metric") == "days_attended")["category"])

@@ -199,24 +199,27 @@ def test_event_kpis_have_the_headline_metrics(world: BuiltWorld) -> None:
 
 
 def test_zone_daily_intervals_widen_by_the_attribution_error_of_areas_and_venues(world: BuiltWorld) -> None:
-    """The mart's SQL rerun with a log-scale attribution error: estimates stay, each bound moves by the
-    factor e^(z sd) of the zone's kind (up to the rounding to 10), venues by their own sd."""
+    """The mart's SQL run without and with a log-scale attribution error: estimates stay, each bound moves
+    by the factor e^(z sd) of the zone's kind (up to the rounding to 10), venues by their own sd."""
     area_sd, venue_sd = 0.2, 0.6
-    methodology = Methodology(attribution_log_sd_area=area_sd, attribution_log_sd_venue=venue_sd)
-    params = {**methodology.sql_params(), "first_day": FIRST_DAY, "last_day": LAST_DAY}
     query = load_sql("marts/zone_daily")
+
+    def zone_daily(area: float, venue: float) -> pl.DataFrame:
+        methodology = Methodology(attribution_log_sd_area=area, attribution_log_sd_venue=venue)
+        params = {**methodology.sql_params(), "first_day": FIRST_DAY, "last_day": LAST_DAY}
+        return con.execute(f"FROM ({query}) WHERE NOT suppressed", bind(query, params)).pl()
+
     with duckdb.connect(str(world.warehouse), read_only=True) as con:
-        stored = con.execute("FROM marts.zone_daily WHERE NOT suppressed").pl()
-        widened = con.execute(f"FROM ({query}) WHERE NOT suppressed", bind(query, params)).pl()
+        sampling_only, widened = zone_daily(0.0, 0.0), zone_daily(area_sd, venue_sd)
         parents = dict(con.execute("SELECT zone_id, parent_zone_id FROM reference.zones").fetchall())
-    assert stored.height and any(parents[z] for z in stored["zone_id"]), "the world needs a published venue"
-    rows = stored.join(widened, on=["event_date", "zone_id"], suffix="_widened")
-    assert rows.height == stored.height
-    z = methodology.confidence_z
+    assert sampling_only.height and any(parents[z] for z in sampling_only["zone_id"]), "the world needs a venue"
+    rows = sampling_only.join(widened, on=["event_date", "zone_id"], suffix="_widened")
+    assert rows.height == sampling_only.height
+    z = Methodology().confidence_z
     for row in rows.iter_rows(named=True):
         factor = math.exp(z * (venue_sd if parents[row["zone_id"]] else area_sd))
         assert row["visitors_est_widened"] == row["visitors_est"]
-        # The stored bounds were rounded outward to 10 from the unrounded ones, then widened and rounded again.
+        # The sampling bounds were rounded outward to 10 from the unrounded ones, then widened and rounded again.
         assert (row["visitors_est_high"] - 10) * factor <= row["visitors_est_high_widened"]
         assert row["visitors_est_high_widened"] <= row["visitors_est_high"] * factor + 10
         assert row["visitors_est_low"] / factor - 10 <= row["visitors_est_low_widened"]

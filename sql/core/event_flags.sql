@@ -9,47 +9,71 @@
 -- Like core.stays, the flags of day D come from the events of D - 1 .. D + 1.
 WITH
 cell_positions AS (
-    SELECT cell_id, any_value(latitude) AS latitude, any_value(longitude) AS longitude,
-           max(range_m) / 1000 AS range_km
+    SELECT
+        cell_id,
+        any_value(latitude) AS latitude,
+        any_value(longitude) AS longitude,
+        max(range_m) / 1000 AS range_km,
+        -- numbered in the order of their ids: the windows sort and compare a number, not text
+        row_number() OVER (ORDER BY cell_id) AS cell_number
     FROM reference.cells
     GROUP BY cell_id
 ),
 
 events_of_window AS (
-    SELECT events.event_date, events.device_key, events.event_time, epoch_us(events.event_time) AS t_us,
-           events.cell_id, cells.latitude, cells.longitude, cells.range_km
+    -- Times as integer microseconds; the flagged rows get their TIMESTAMPTZ back at the end.
+    SELECT events.event_date, events.device_key, epoch_us(events.event_time) AS t_us,
+           events.cell_id, cells.cell_number, cells.latitude, cells.longitude, cells.range_km
     FROM staging.events AS events
     JOIN cell_positions AS cells USING (cell_id)
     WHERE events.event_date BETWEEN $first_day - 1 AND $last_day + 1
 ),
 
--- Several cells in one second of one device are rare: one aggregation on a hash of (device,
--- second) finds the candidates (a collision only adds a candidate), and only their events are
--- ranked; a window over every event sorted all of them (docs/performance.md).
-crowded_seconds AS (
-    SELECT hash(device_key, t_us // 1000000) AS second_hash
+-- One window pass over every event, in the order the jump rule uses (time, then cell), gives each
+-- event its neighbours, and shows which devices have several cells in one second: the events of
+-- a second are consecutive in that order, so such a second has two neighbours in different cells.
+-- (Before, a hash aggregation by device and second over every event found the candidate seconds
+-- and cost as much as the window: docs/performance.md.)
+with_all_neighbours AS (
+    SELECT
+        *,
+        lag(cell_number) OVER by_time AS previous_cell_number,
+        lag(t_us) OVER by_time AS previous_us,
+        lag(latitude) OVER by_time AS previous_latitude,
+        lag(longitude) OVER by_time AS previous_longitude,
+        lag(range_km) OVER by_time AS previous_range_km,
+        lead(range_km) OVER by_time AS next_range_km,
+        lead(latitude) OVER by_time AS next_latitude,
+        lead(longitude) OVER by_time AS next_longitude,
+        lead(t_us) OVER by_time AS next_us
     FROM events_of_window
-    GROUP BY second_hash
-    HAVING min(cell_id) <> max(cell_id)
+    WINDOW by_time AS (PARTITION BY device_key ORDER BY t_us, cell_number)
+),
+
+devices_with_crowded_seconds AS (
+    SELECT DISTINCT device_key
+    FROM with_all_neighbours
+    WHERE t_us // 1000000 = previous_us // 1000000 AND cell_number <> previous_cell_number
+),
+
+-- A device without a crowded second loses no event to the first rule, so its neighbours above are
+-- final. The others (a few per cent of the events) go through both rules in turn: first the
+-- other-cell events of each second go, then the neighbours are found again among those that remain.
+events_of_crowded_devices AS (
+    SELECT event_date, device_key, t_us, cell_id, cell_number, latitude, longitude, range_km
+    FROM with_all_neighbours
+    SEMI JOIN devices_with_crowded_seconds USING (device_key)
 ),
 
 ranked_in_second AS (
     SELECT
         *,
-        dense_rank() OVER (PARTITION BY device_key, t_us // 1000000 ORDER BY cell_id) AS cell_rank_in_second
-    FROM events_of_window
-    SEMI JOIN crowded_seconds ON crowded_seconds.second_hash = hash(events_of_window.device_key, events_of_window.t_us // 1000000)
+        dense_rank() OVER (PARTITION BY device_key, t_us // 1000000 ORDER BY cell_number) AS cell_rank_in_second
+    FROM events_of_crowded_devices
 ),
 
 -- Events of the same device, time and cell share their rank: they stay or go together.
-one_cell_per_second AS (
-    SELECT *
-    FROM events_of_window
-    ANTI JOIN (SELECT device_key, t_us, cell_id FROM ranked_in_second WHERE cell_rank_in_second > 1) AS other_cells
-        USING (device_key, t_us, cell_id)
-),
-
-with_neighbours AS (
+crowded_with_neighbours AS (
     SELECT
         *,
         lag(latitude) OVER by_time AS previous_latitude,
@@ -60,8 +84,24 @@ with_neighbours AS (
         lead(latitude) OVER by_time AS next_latitude,
         lead(longitude) OVER by_time AS next_longitude,
         lead(t_us) OVER by_time AS next_us
-    FROM one_cell_per_second
-    WINDOW by_time AS (PARTITION BY device_key ORDER BY t_us, cell_id)
+    FROM ranked_in_second
+    WHERE cell_rank_in_second = 1
+    WINDOW by_time AS (PARTITION BY device_key ORDER BY t_us, cell_number)
+),
+
+with_neighbours AS (
+    SELECT
+        event_date, device_key, t_us, cell_id, latitude, longitude, range_km,
+        previous_latitude, previous_longitude, previous_us, previous_range_km,
+        next_range_km, next_latitude, next_longitude, next_us
+    FROM with_all_neighbours
+    ANTI JOIN devices_with_crowded_seconds USING (device_key)
+    UNION ALL
+    SELECT
+        event_date, device_key, t_us, cell_id, latitude, longitude, range_km,
+        previous_latitude, previous_longitude, previous_us, previous_range_km,
+        next_range_km, next_latitude, next_longitude, next_us
+    FROM crowded_with_neighbours
 ),
 
 jumps AS (
@@ -78,18 +118,18 @@ jumps AS (
 ),
 
 flags AS (
-    SELECT event_date, device_key, event_time, cell_id, 'same_second_other_cell' AS rule
+    SELECT event_date, device_key, t_us, cell_id, 'same_second_other_cell' AS rule
     FROM ranked_in_second
     WHERE cell_rank_in_second > 1
     UNION ALL
-    SELECT event_date, device_key, event_time, cell_id, 'impossible_jump' AS rule
+    SELECT event_date, device_key, t_us, cell_id, 'impossible_jump' AS rule
     FROM jumps
     WHERE km_from_previous > $jump_min_km AND km_to_next > $jump_min_km
       AND km_from_previous * 1000 / greatest((t_us - previous_us) / 1e6, 1) > $jump_min_speed_mps
       AND km_to_next * 1000 / greatest((next_us - t_us) / 1e6, 1) > $jump_min_speed_mps
 )
 
-SELECT event_date, device_key, event_time, cell_id, rule
+SELECT event_date, device_key, make_timestamptz(t_us) AS event_time, cell_id, rule
 FROM flags
 WHERE event_date BETWEEN $first_day AND $last_day
 ORDER BY event_date, device_key, event_time, cell_id

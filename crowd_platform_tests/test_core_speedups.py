@@ -1,0 +1,222 @@
+"""The speed-ups of core.event_flags and core.devices (docs/performance.md) compute what the plain
+definitions compute.
+
+- core.event_flags, one window pass over every event with the two rules applied in turn only to the
+  devices that have a crowded second, equals the rules applied step by step in Python (several cells
+  in one second, then teleports among the events that remain) on random devices with crowded
+  seconds, teleports, ties and far cells;
+- core.devices, with local hours from a table of UTC hours and distinct hours counted as changes in
+  time order, equals the plain definitions (distinct local hours, gaps within the day) on the days
+  the clocks change, in Stockholm and in time zones whose offsets or changes are not whole hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import random
+import statistics
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from crowd_platform.methodology import Methodology
+from crowd_platform.warehouse import bind, load_sql
+
+US = 1_000_000
+# Cells on a line from a common point: the first ones neighbours, the last ones far enough apart
+# (tens of kilometres) for a quick hop between them to be a teleport.
+CELLS = {
+    f"cell-{number:02d}": (56.0 + offset_km / 110.574, 12.7, range_m)
+    for number, (offset_km, range_m) in enumerate(
+        [(0, 500), (0.4, 300), (0.9, 800), (1.5, 500), (40, 2000), (80, 1000), (120, 3000), (300, 5000)]
+    )
+}
+
+
+def _local_day_start_us(day: dt.date, zone: ZoneInfo) -> int:
+    return int(dt.datetime.combine(day, dt.time(), tzinfo=zone).timestamp() * US)
+
+
+def _local_date(t_us: int, zone: ZoneInfo) -> dt.date:
+    return dt.datetime.fromtimestamp(t_us / US, zone).date()
+
+
+def _by_device_and_day(events: list[tuple[str, int, str]], zone: ZoneInfo) -> dict[tuple, list]:
+    groups: dict[tuple, list] = {}
+    for event in events:
+        groups.setdefault((event[0], _local_date(event[1], zone)), []).append(event)
+    return groups
+
+
+def _flags_step_by_step(events: list[tuple[str, int, str]], day: dt.date, zone: ZoneInfo, m: Methodology) -> list:
+    """The two rules of sql/core/event_flags.sql, one after the other, for the events of D-1..D+1."""
+    flags = []
+    for device in sorted({d for d, _, _ in events}):
+        rows = sorted((t, c) for d, t, c in events if d == device)
+        cells_in_second: dict[int, set[str]] = {}
+        for t, cell in rows:
+            cells_in_second.setdefault(t // US, set()).add(cell)
+        kept = []
+        for t, cell in rows:
+            if cell != min(cells_in_second[t // US]):
+                flags.append((device, t, cell, "same_second_other_cell"))
+            else:
+                kept.append((t, cell))
+
+        def km_between(a: str, b: str) -> float:
+            (lat_a, lon_a, range_a), (lat_b, lon_b, range_b) = CELLS[a], CELLS[b]
+            site_km = math.sqrt(
+                ((lat_a - lat_b) * 110.574) ** 2 + ((lon_a - lon_b) * 111.320 * math.cos(math.radians(lat_a))) ** 2
+            )
+            return site_km - range_a / 1000 - range_b / 1000
+
+        for i in range(1, len(kept) - 1):
+            (t_before, before), (t, cell), (t_after, after) = kept[i - 1], kept[i], kept[i + 1]
+            km_from, km_to = km_between(cell, before), km_between(cell, after)
+            if (
+                km_from > m.jump_min_km
+                and km_to > m.jump_min_km
+                and km_from * 1000 / max((t - t_before) / US, 1) > m.jump_min_speed_mps
+                and km_to * 1000 / max((t_after - t) / US, 1) > m.jump_min_speed_mps
+            ):
+                flags.append((device, t, cell, "impossible_jump"))
+    return sorted(flag for flag in flags if _local_date(flag[1], zone) == day)
+
+
+def test_event_flags_in_one_pass_equal_the_rules_step_by_step() -> None:
+    generator = random.Random(11)
+    zone = ZoneInfo("Europe/Stockholm")
+    day = dt.date(2022, 6, 2)
+    day_start = _local_day_start_us(day, zone)
+    near, far = list(CELLS)[:4], list(CELLS)[4:]
+    events: list[tuple[str, int, str]] = []
+    for device_number in range(120):
+        device = f"device-{device_number:03d}"
+        home = generator.choice(near)
+        t = day_start - 86_400 * US + generator.randrange(3 * 86_400) * US
+        for _ in range(generator.randrange(2, 40)):
+            t += generator.choice([1, 30, 200, 900, 3000]) * US + generator.randrange(US)
+            roll = generator.random()
+            if roll < 0.08:  # a teleport and back
+                events.append((device, t, generator.choice(far)))
+            elif roll < 0.14:  # several cells within one second (and maybe within the same microsecond)
+                events.append((device, t, home))
+                t += generator.choice([0, 0, 1, 400_000])
+                events.append((device, t, generator.choice(near + far[:1])))
+            elif roll < 0.17:  # the same time and cell twice (another event type)
+                events += [(device, t, home), (device, t, home)]
+            else:
+                events.append((device, t, generator.choice([home, home, home, *near])))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'Europe/Stockholm'")
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE SCHEMA reference")
+    con.execute(
+        "CREATE TABLE staging.events (event_date DATE, device_key VARCHAR, event_time TIMESTAMPTZ, cell_id VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO staging.events SELECT CAST(make_timestamptz(?) AS DATE), ?, make_timestamptz(?), ?",
+        [[t, d, t, c] for d, t, c in events],
+    )
+    con.execute("CREATE TABLE reference.cells (cell_id VARCHAR, latitude DOUBLE, longitude DOUBLE, range_m DOUBLE)")
+    con.executemany("INSERT INTO reference.cells VALUES (?, ?, ?, ?)", [[c, *v] for c, v in CELLS.items()])
+    query = load_sql("core/event_flags")
+    params = {**Methodology().sql_params(), "first_day": day, "last_day": day}
+    found = con.execute(
+        f"SELECT device_key, epoch_us(event_time), cell_id, rule FROM ({query}) ORDER BY ALL", bind(query, params)
+    ).fetchall()
+    window = {day + dt.timedelta(days=offset) for offset in (-1, 0, 1)}
+    expected = _flags_step_by_step(
+        [(d, t, c) for d, t, c in events if _local_date(t, zone) in window], day, zone, Methodology()
+    )
+    rules = {rule for *_, rule in expected}
+    assert rules == {"same_second_other_cell", "impossible_jump"}
+    assert len(expected) > 50
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "days"),
+    [
+        # summer, and the spring and autumn changes (01:00 UTC)
+        ("Europe/Stockholm", [dt.date(2022, 6, 2), dt.date(2022, 3, 27), dt.date(2022, 10, 30)]),
+        # an offset of whole hours plus 30 minutes: every hour is converted event by event
+        ("Asia/Kolkata", [dt.date(2022, 6, 2)]),
+        # a change of 30 minutes (back on 3 April, forward on 2 October 2022)
+        ("Australia/Lord_Howe", [dt.date(2022, 4, 3), dt.date(2022, 10, 2)]),
+    ],
+)
+def test_devices_hours_and_gaps_equal_the_plain_definitions(time_zone: str, days: list[dt.date]) -> None:
+    generator = random.Random(time_zone)
+    zone = ZoneInfo(time_zone)
+    events: list[tuple[str, int, str]] = []
+    for day in days:
+        day_start, day_end = _local_day_start_us(day, zone), _local_day_start_us(day + dt.timedelta(days=1), zone)
+        for device_number in range(40):
+            device = f"device-{device_number:02d}"
+            times = [generator.randrange(day_start, day_end) for _ in range(generator.randrange(1, 60))]
+            times += generator.sample(times, min(3, len(times)))  # the same time twice
+            events += [(device, t, generator.choice(list(CELLS)[:3])) for t in times]
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{time_zone}'")
+    for schema in ("staging", "reference"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    con.execute(
+        "CREATE TABLE staging.events (event_date DATE, device_key VARCHAR, event_time TIMESTAMPTZ, cell_id VARCHAR, "
+        "home_mcc VARCHAR, home_mnc VARCHAR, tac VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO staging.events VALUES (?, ?, make_timestamptz(?), ?, '240', '01', '35000000')",
+        [[_local_date(t, zone), d, t, c] for d, t, c in events],
+    )
+    con.execute("CREATE TABLE reference.cells (cell_id VARCHAR, latitude DOUBLE, longitude DOUBLE, range_m DOUBLE)")
+    con.executemany("INSERT INTO reference.cells VALUES (?, ?, ?, ?)", [[c, *v] for c, v in CELLS.items()])
+    con.execute("CREATE TABLE reference.tac_classes AS SELECT '35' AS tac_prefix, 'smartphone' AS device_class")
+    con.execute("CREATE TABLE reference.mcc_countries AS SELECT '240' AS mcc, 'SE' AS country_iso2")
+    query = load_sql("core/devices")
+    found = {}
+    for day in days:
+        params = {**Methodology().sql_params(), "first_day": day, "last_day": day}
+        for row in con.execute(
+            f"SELECT event_date, device_key, n_events, n_cells, active_hours, gap_cv FROM ({query})",
+            bind(query, params),
+        ).fetchall():
+            found[row[:2]] = row[2:]
+
+    expected = {}
+    for day in days:
+        for device in sorted({d for d, _, _ in events}):
+            rows = sorted((t, c) for d, t, c in events if d == device and _local_date(t, zone) == day)
+            if not rows:
+                continue
+            gaps = [b[0] - a[0] for a, b in itertools.pairwise(rows)]
+            hours = {dt.datetime.fromtimestamp(t / US, zone).hour for t, _ in rows}
+            mean = statistics.fmean(gaps) if gaps else None
+            gap_cv = statistics.pstdev(gaps) / mean if mean else None
+            expected[(day, device)] = (len(rows), len({c for _, c in rows}), len(hours), gap_cv)
+    assert found.keys() == expected.keys()
+    for key, (n_events, n_cells, active_hours, gap_cv) in expected.items():
+        assert found[key][:3] == (n_events, n_cells, active_hours), key
+        assert (found[key][3] is None) == (gap_cv is None), key
+        if gap_cv is not None:
+            assert found[key][3] == pytest.approx(gap_cv, rel=1e-9), key
+    # Where the clocks go back, some device is seen twice in the repeated hour (once per offset):
+    # the hour counts once.
+    repeated_hour_seen = any(
+        len({dt.datetime.fromtimestamp(t / US, zone).hour for _, t, _ in group})
+        < len(
+            {
+                (dt.datetime.fromtimestamp(t / US, zone).hour, dt.datetime.fromtimestamp(t / US, zone).utcoffset())
+                for _, t, _ in group
+            }
+        )
+        for group in _by_device_and_day(events, zone).values()
+    )
+    clocks_go_back = any(
+        _local_day_start_us(day + dt.timedelta(days=1), zone) - _local_day_start_us(day, zone) > 86_400 * US
+        for day in days
+    )
+    assert repeated_hour_seen == clocks_go_back

@@ -214,7 +214,7 @@ def uplift(event: queries.Event, rows: list[dict[str, Any]]) -> str:
         f"Uplift over the baseline weeks, {event.name}",
         bars,
         "visits beyond a normal day, summed over the event (extrapolated)",
-        subtitle="Bars: uplift; whiskers: 95 % interval (sampling and the baseline's day-to-day variation)",
+        subtitle="Bars: uplift; whiskers: 95 % interval (sampling, day-to-day variation, zone attribution)",
         fmt=svg.fmt_signed,
     )
 

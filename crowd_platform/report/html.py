@@ -142,7 +142,8 @@ class Page:
             f"Each figure covers the event's {event.days} days. <em>Visits</em> count each person once per zone and "
             "day (the press release's definition), so a person coming back on three days counts three times; "
             "<em>unique visitors</em> count each person once. Estimates are extrapolated from the operator's "
-            "subscribers to the whole population; the 95 % interval shows the uncertainty of that extrapolation. "
+            "subscribers to the whole population; the 95 % interval shows the uncertainty of that extrapolation "
+            "and of placing phones in zones from the cells they use (measured on a synthetic validation world). "
             f"A figure resting on fewer than k = {queries.K} devices is shown as <em>suppressed</em>."
         )
         if event.event_id == queries.SEED_EVENT_ID:
@@ -185,8 +186,9 @@ class Page:
             "How many visits the event brought beyond a normal day in the same zones. The normal level of each "
             "event day is the mean of the same weekday in the baseline weeks before the event (up to four weeks "
             "that the warehouse holds); the uplift adds, over the event's days, the visits (one per person, zone "
-            "and day) minus that level. Its 95 % interval includes the sampling error of both periods and the "
-            "baseline's day-to-day variation. A negative uplift means fewer visits than on normal days."
+            "and day) minus that level. Its 95 % interval includes the sampling error of both periods, the "
+            "baseline's day-to-day variation and the error of placing phones in zones. A negative uplift means "
+            "fewer visits than on normal days."
         )
         if not rows:
             empty = (
@@ -373,7 +375,8 @@ generated {self.generated}</p></div></header>
 <main>
 <section><h3>How to read this report</h3><p class="how">All figures are estimates for the whole population,
 extrapolated from one operator's subscribers; where an interval is given it is a 95 % interval (the true figure
-lies in it with 95 % probability, counting the sampling error of the extrapolation). A <em>visit</em> is a stay
+lies in it with 95 % probability, counting the sampling error of the extrapolation and the error of placing
+phones in zones from the cells they use, as measured on a synthetic validation world). A <em>visit</em> is a stay
 of at least {visit_min} minutes in a zone; a person counts once per zone and day. Figures resting on fewer
 than k = {queries.K} distinct devices are <em>suppressed</em>: shown as such, never as zero, and left out of
 sums. Sums over days (visitor-days) count a person once per day and zone.</p>

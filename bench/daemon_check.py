@@ -99,24 +99,6 @@ def set_up(work: Path, first: dt.date, last: dt.date) -> dict[str, str]:
     return env
 
 
-def write_late_file(landing: Path) -> Path:
-    """12 people in zone A on the evening before LATE_FOLDER_DAY, delivered late into its folder."""
-    from crowd_platform_tests.landing import CELL_A, HOME_HELSINGBORG
-
-    day = LATE_FOLDER_DAY - dt.timedelta(days=1)
-    lines = ["event_time,imsi,cell_id,event_type,tac"]
-    for person in range(12):
-        imsi = f"24001{8_000_000 + person:010d}"
-        start = dt.datetime.combine(day, dt.time(19, 0)) + dt.timedelta(minutes=3 * person)
-        for step in range(12):
-            lines.append(f"{(start + dt.timedelta(minutes=6 * step)).isoformat()}+02:00,{imsi},{CELL_A},data,35391800")
-        home_at = start + dt.timedelta(hours=2)
-        lines.append(f"{home_at.isoformat()}+02:00,{imsi},{HOME_HELSINGBORG},data,35391800")
-    path = landing / "events" / f"date={LATE_FOLDER_DAY.isoformat()}" / "late-001.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 # ---------------------------------------------------------------------------- dagster dev
 
 
@@ -483,7 +465,9 @@ def run_check(
 
         # -- 3. a late file and the sensor
         before = {b.backfill_id for b in instance.get_backfills()}
-        write_late_file(landing)
+        from crowd_platform_tests.landing import write_late_file
+
+        write_late_file(landing, LATE_FOLDER_DAY, first_imsi=8_000_000)
         launched = time.time()
         dagster.start_sensor()
         deadline = time.monotonic() + 300

@@ -229,3 +229,20 @@ def _write_delivery(root: Path, day: dt.date, rows: list[dict], fmt: str) -> Non
     else:
         with gzip.open(folder / "part-000.csv.gz", "wb") as handle:
             text_frame.write_csv(handle)
+
+
+def write_late_file(landing: Path, folder_day: dt.date, first_imsi: int = 7_000_000) -> Path:
+    """12 people in zone A on the evening before `folder_day`, delivered late into that day's folder
+    (then home in Helsingborg); `first_imsi` keeps them apart from other people of a test."""
+    day = folder_day - dt.timedelta(days=1)
+    lines = ["event_time,imsi,cell_id,event_type,tac"]
+    for person in range(12):
+        imsi = f"24001{first_imsi + person:010d}"
+        start = dt.datetime.combine(day, dt.time(19, 0)) + dt.timedelta(minutes=3 * person)
+        for step in range(12):
+            when = start + dt.timedelta(minutes=6 * step)
+            lines.append(f"{when.isoformat()}+02:00,{imsi},{CELL_A},data,35391800")
+        lines.append(f"{(start + dt.timedelta(hours=2)).isoformat()}+02:00,{imsi},{HOME_HELSINGBORG},data,35391800")
+    path = landing / "events" / f"date={folder_day.isoformat()}" / "late-001.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path

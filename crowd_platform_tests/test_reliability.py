@@ -25,7 +25,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from crowd_platform.runner import materialize
 from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, BuiltWorld
-from crowd_platform_tests.landing import CELL_A, HOME_HELSINGBORG
+from crowd_platform_tests.landing import write_late_file
 from crowd_platform_tests.test_reruns_and_faults import snapshot
 
 LATE_FOLDER_DAY = LAST_DAY  # the late file lands in this day's folder, with events of the day before
@@ -80,29 +80,13 @@ def test_a_crash_mid_partition_leaves_the_previous_state_and_a_rerun_equals_a_cl
 # --- 2. late data -----------------------------------------------------------------------------
 
 
-def write_late_file(landing: Path) -> Path:
-    """12 people in zone A on the evening before LATE_FOLDER_DAY, delivered late into its folder."""
-    day = LATE_FOLDER_DAY - dt.timedelta(days=1)
-    lines = ["event_time,imsi,cell_id,event_type,tac"]
-    for person in range(12):
-        imsi = f"24001{7_000_000 + person:010d}"
-        start = dt.datetime.combine(day, dt.time(19, 0)) + dt.timedelta(minutes=3 * person)
-        for step in range(12):
-            when = start + dt.timedelta(minutes=6 * step)
-            lines.append(f"{when.isoformat()}+02:00,{imsi},{CELL_A},data,35391800")
-        lines.append(f"{(start + dt.timedelta(hours=2)).isoformat()}+02:00,{imsi},{HOME_HELSINGBORG},data,35391800")
-    path = landing / "events" / f"date={LATE_FOLDER_DAY.isoformat()}" / "late-001.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def late_world(world: BuiltWorld, tmp_path_factory: pytest.TempPathFactory) -> BuiltWorld:
     """The shared world's landing plus a late file, materialised with all data from the start."""
     root = tmp_path_factory.mktemp("late_world")
     landing = root / "landing"
     shutil.copytree(world.landing, landing)
-    write_late_file(landing)
+    write_late_file(landing, LATE_FOLDER_DAY)
     warehouse = root / "warehouse.duckdb"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CROWD_LANDING_DIR", str(landing))
@@ -202,7 +186,7 @@ def test_the_late_data_sensor_reruns_only_what_it_must_and_equals_a_run_with_all
         assert sensor.tick() == [], "nothing changed: no run"
         assert_same(snapshot(private_world.warehouse), before, "re-running unchanged days")
 
-        write_late_file(landing)
+        write_late_file(landing, LATE_FOLDER_DAY)
         [request] = sensor.tick()
         late_days = [LATE_FOLDER_DAY - dt.timedelta(days=1), LATE_FOLDER_DAY]
         assert request.tags["crowd/late_days"] == ",".join(d.isoformat() for d in late_days)
@@ -249,7 +233,7 @@ def test_a_delivery_still_arriving_for_an_unmaterialised_day_triggers_nothing(
     recorded = {day.isoformat(): landing_fingerprints(landing_before_late_file, DayRange(day, day), 1)}
     window_end = LAST_DAY + dt.timedelta(days=1)
     assert affected_days(recorded, landing_before_late_file, window_end) == []
-    write_late_file(landing_before_late_file)  # lands in D+1's folder
+    write_late_file(landing_before_late_file, LATE_FOLDER_DAY)  # lands in D+1's folder
     assert affected_days(recorded, landing_before_late_file, window_end) == []
     recorded[LATE_FOLDER_DAY.isoformat()] = {}  # once D+1 is materialised, D's late events count
     assert affected_days(recorded, landing_before_late_file, window_end) == [day]
@@ -261,7 +245,7 @@ def test_a_crash_between_two_assets_after_late_data_and_a_rerun_equals_a_clean_r
     """Killed after staging committed its last day of the run and before core started: staging
     holds the late data, core and marts do not; the re-run repairs it."""
     old = snapshot(private_world.warehouse)
-    write_late_file(landing_before_late_file)
+    write_late_file(landing_before_late_file, LATE_FOLDER_DAY)
     first = LATE_FOLDER_DAY - dt.timedelta(days=2)
     crash_materialize(first, LATE_FOLDER_DAY, f"staging.load_audit:committed@{LATE_FOLDER_DAY}")
     crashed, expected = snapshot(private_world.warehouse), snapshot(late_world.warehouse)
@@ -284,7 +268,7 @@ def test_a_crash_inside_duckdbs_checkpoint_replays_the_wal_and_a_rerun_equals_a_
     the header already points to the new state and the WAL is still there, so the next open must
     not apply it twice."""
     old = snapshot(private_world.warehouse)
-    write_late_file(landing_before_late_file)
+    write_late_file(landing_before_late_file, LATE_FOLDER_DAY)
     first = LATE_FOLDER_DAY - dt.timedelta(days=2)
     stderr = crash_materialize(first, LATE_FOLDER_DAY, f"staging.load_audit:checkpoint-{stage}@{LATE_FOLDER_DAY}")
     assert "Checkpoint aborted" in stderr, stderr[-2000:]
@@ -328,7 +312,7 @@ def test_a_crash_between_two_marts_leaves_each_day_whole_and_a_rerun_equals_a_cl
     every mart is either all old or all new (never a mix within a day), the event layer is old;
     the re-run repairs it."""
     old = snapshot(private_world.warehouse)
-    write_late_file(landing_before_late_file)
+    write_late_file(landing_before_late_file, LATE_FOLDER_DAY)
     first = LATE_FOLDER_DAY - dt.timedelta(days=2)
     crash_materialize(first, LATE_FOLDER_DAY, f"marts.zone_daily:committed@{LATE_FOLDER_DAY}")
     crashed, expected = snapshot(private_world.warehouse), snapshot(late_world.warehouse)
@@ -350,7 +334,7 @@ def test_a_crash_inside_the_event_layer_keeps_the_previous_report_and_a_rerun_eq
 ) -> None:
     """Killed while the report's row is written, before its COMMIT (the KPIs were committed)."""
     report_before = report_written(private_world.warehouse)
-    write_late_file(landing_before_late_file)
+    write_late_file(landing_before_late_file, LATE_FOLDER_DAY)
     first = LATE_FOLDER_DAY - dt.timedelta(days=2)
     crash_materialize(first, LATE_FOLDER_DAY, "event.event_report")
     expected = snapshot(late_world.warehouse)

@@ -22,6 +22,8 @@ the estimate, the relative error, recall and precision. An experiment, not a pip
 - `model_oracle`: the tile model under a uniform prior with the simulator's own serving-cell rule
   instead of the generic radio model: not a method (a real network's physics is unknown), the ceiling
   of what the pair of cells can tell.
+- `model_oracle_em`: the same with the prior density estimated from the day's (cell, other cell) pair
+  counts (as `model_pair_em`): whether the simulator's physics plus a day's prior would be enough.
 - `home_cells_excluded`: `current`, leaving out stays at cells where the device spent at least two of
   the previous eight nights (a person at home near a zone is not visiting it).
 - `bridged`: `current`, with episodes that tolerate up to `--bridge-min` minutes at other cells between
@@ -39,6 +41,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+from scipy import sparse
 
 from crowd_platform.pseudonym import pseudonymise
 from crowd_platform.warehouse import spatial_extension_path
@@ -230,12 +233,17 @@ class TileModel:
         second = np.array([index.get(cell, -1) if cell is not None else -1 for cell in pairs["other"]])
         known = first >= 0
         first, second, counts = first[known], second[known], pairs["n"].to_numpy()[known].astype(float)
-        likelihood = self.p_cell[:, first].copy()
+        # sparse (tiles x pairs): the oracle's P(cell | tile) is zero beyond a tile's four best cells,
+        # and a dense matrix of every pair on every tile does not fit in memory
+        p_cell = sparse.csc_matrix(np.where(self.p_cell >= 1e-6, self.p_cell, 0))
         has_second = second >= 0
-        likelihood[:, has_second] *= self.p_cell[:, second[has_second]]
+        paired = p_cell[:, first].multiply(p_cell[:, np.where(has_second, second, 0)]).multiply(has_second[None, :])
+        alone = p_cell[:, first].multiply(~has_second[None, :])
+        likelihood = sparse.csc_matrix(paired) + sparse.csc_matrix(alone)
+        likelihood_t = likelihood.T.tocsr()
         prior, mean_loglik = self.land_prior.copy(), 0.0
         for _ in range(iterations):
-            expected = np.maximum(prior @ likelihood, 1e-30)
+            expected = np.maximum(likelihood_t @ prior, 1e-30)
             mean_loglik = float((counts * np.log(expected)).sum() / counts.sum())
             prior = prior * (likelihood @ (counts / expected))
             prior /= prior.sum()
@@ -373,7 +381,7 @@ def main() -> None:
     parser.add_argument("--days", nargs="+", default=["2022-05-10", "2022-06-11", "2022-06-25"])
     parser.add_argument("--rules", nargs="+", default=["current", "ceiling"],
                         choices=["current", "ceiling", "model", "model_em", "model_pair_em", "model_oracle",
-                                 "home_cells_excluded", "bridged"])  # fmt: skip
+                                 "model_oracle_em", "home_cells_excluded", "bridged"])  # fmt: skip
     parser.add_argument("--dominance-db", type=float, default=4.0, help="model_pair_em's dominance spread")
     parser.add_argument("--bridge-min", type=float, default=20.0, help="bridged: minutes at other cells")
     args = parser.parse_args()
@@ -402,14 +410,15 @@ def main() -> None:
                 found = rule_visits(con, day, "measured", "weights.weight >= 0.5")
             else:
                 expo = day >= "2022-05-30"  # temporary expo cells are on air
-                key_ = (expo, rule)
+                key_ = (expo, rule.removesuffix("_em") if rule == "model_oracle_em" else rule)
                 if key_ not in models:
                     tiles = {
                         "model_pair_em": {"tile_m": 50.0, "dominance_db": args.dominance_db},
                         "model_oracle": {"oracle_physics": True},
+                        "model_oracle_em": {"oracle_physics": True},
                     }.get(rule, {})
                     models[key_] = TileModel(con, day, **tiles)
-                prior_from = {"model_em": "cells", "model_pair_em": "pairs"}.get(rule, "land")
+                prior_from = {"model_em": "cells", "model_pair_em": "pairs", "model_oracle_em": "pairs"}.get(rule, "land")
                 found = model_visits(con, day, models[key_], prior_from)
             results.append(score(truth, found).with_columns(day=pl.lit(day), rule=pl.lit(rule)))
             print(f"{day} {rule} done", file=sys.stderr)

@@ -418,7 +418,8 @@ def main() -> None:
                         "model_oracle_em": {"oracle_physics": True},
                     }.get(rule, {})
                     models[key_] = TileModel(con, day, **tiles)
-                prior_from = {"model_em": "cells", "model_pair_em": "pairs", "model_oracle_em": "pairs"}.get(rule, "land")
+                prior_from = {"model_em": "cells", "model_pair_em": "pairs", "model_oracle_em": "pairs"}
+                prior_from = prior_from.get(rule, "land")
                 found = model_visits(con, day, models[key_], prior_from)
             results.append(score(truth, found).with_columns(day=pl.lit(day), rule=pl.lit(rule)))
             print(f"{day} {rule} done", file=sys.stderr)

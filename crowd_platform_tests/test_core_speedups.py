@@ -97,6 +97,8 @@ def test_event_flags_in_one_pass_equal_the_rules_step_by_step() -> None:
         device = f"device-{device_number:03d}"
         home = generator.choice(near)
         t = day_start - 86_400 * US + generator.randrange(3 * 86_400) * US
+        if device_number % 4 == 0:  # around a midnight, where a neighbour lies in the next or previous day
+            t = day_start + generator.choice([0, 86_400]) * US - generator.randrange(3_600) * US
         for _ in range(generator.randrange(2, 40)):
             t += generator.choice([1, 30, 200, 900, 3000]) * US + generator.randrange(US)
             roll = generator.random()
@@ -110,6 +112,22 @@ def test_event_flags_in_one_pass_equal_the_rules_step_by_step() -> None:
                 events += [(device, t, home), (device, t, home)]
             else:
                 events.append((device, t, generator.choice([home, home, home, *near])))
+    # The day's neighbours are read only at their edges: a teleport as the day's last event whose next
+    # event comes early the next day, and one as the day's first event after a crowded last second of
+    # the day before (the smallest cell of that second is its previous event).
+    home, far_cell = near[0], far[-1]
+    next_day_start = _local_day_start_us(day + dt.timedelta(days=1), zone)
+    events += [
+        ("edge-last", next_day_start - 80 * US, home),
+        ("edge-last", next_day_start - 20 * US, far_cell),
+        ("edge-last", next_day_start + 40 * US + 500_000, home),
+        ("edge-last", next_day_start + 3 * 3_600 * US, home),
+        ("edge-first", day_start - 30 * US + 100_000, far_cell),
+        ("edge-first", day_start - 30 * US + 200_000, home),
+        ("edge-first", day_start - 60 * US, home),
+        ("edge-first", day_start + 25 * US, far[0]),
+        ("edge-first", day_start + 50 * US, home),
+    ]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Europe/Stockholm'")
     con.execute("CREATE SCHEMA staging")
@@ -134,6 +152,10 @@ def test_event_flags_in_one_pass_equal_the_rules_step_by_step() -> None:
     )
     rules = {rule for *_, rule in expected}
     assert rules == {"same_second_other_cell", "impossible_jump"}
+    assert {(device, rule) for device, *_, rule in expected if device.startswith("edge")} == {
+        ("edge-last", "impossible_jump"),
+        ("edge-first", "impossible_jump"),
+    }
     assert len(expected) > 50
     assert found == expected
 

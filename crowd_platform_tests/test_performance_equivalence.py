@@ -102,8 +102,11 @@ def test_stays_in_one_window_pass_equal_the_rules_step_by_step() -> None:
     )
     steps_s = [0, 20, 90, 240, 500, 900, 3000, 4300, 5000]  # ties, ping-pong windows, gaps around the limit
     events = []
-    for device_number in range(60):
+    for device_number in range(90):
+        # a third start just before midnight, where the day before's last minutes decide the first stay
         t = day_start - 86_400_000_000 + generator.randrange(3 * 86_400) * 1_000_000
+        if device_number >= 60:
+            t = day_start - generator.randrange(3 * 3_600) * 1_000_000
         for _ in range(generator.randrange(1, 40)):
             t += generator.choice(steps_s) * 1_000_000
             events.append((f"device-{device_number:02d}", t, generator.choice("AAABBC")))

@@ -6,7 +6,8 @@
 --                           faster than $jump_min_speed_mps from both (a teleport); distances
 --                           are between the cells' coverage edges (site distance minus both
 --                           ranges), since a phone can be served by a distant rural site
--- Like core.stays, the flags of day D come from the events of D - 1 .. D + 1.
+-- Like core.stays, the flags of day D come from the events of D - 1 .. D + 1 (of which the day's
+-- neighbours contribute only their edges, see `edge_seconds`).
 WITH
 cell_positions AS (
     SELECT
@@ -20,13 +21,37 @@ cell_positions AS (
     GROUP BY cell_id
 ),
 
+-- An event's neighbours are the device's previous and next events, so of the days around the run
+-- only the edges matter: the device's last second of the day before and its first second of the day
+-- after (whole seconds, since a crowded second is resolved among its events). Reading just those
+-- instead of both whole days keeps the window to the run's own events.
+edge_seconds AS (
+    SELECT
+        device_key,
+        event_date,
+        CASE WHEN event_date < $first_day THEN max(epoch_us(event_time)) ELSE min(epoch_us(event_time)) END
+            // 1000000 AS edge_second
+    FROM staging.events
+    WHERE event_date IN ($first_day - 1, $last_day + 1)
+    GROUP BY device_key, event_date
+),
+
 events_of_window AS (
     -- Times as integer microseconds; the flagged rows get their TIMESTAMPTZ back at the end.
     SELECT events.event_date, events.device_key, epoch_us(events.event_time) AS t_us,
            events.cell_id, cells.cell_number, cells.latitude, cells.longitude, cells.range_km
     FROM staging.events AS events
     JOIN cell_positions AS cells USING (cell_id)
-    WHERE events.event_date BETWEEN $first_day - 1 AND $last_day + 1
+    WHERE events.event_date BETWEEN $first_day AND $last_day
+    UNION ALL
+    SELECT events.event_date, events.device_key, epoch_us(events.event_time) AS t_us,
+           events.cell_id, cells.cell_number, cells.latitude, cells.longitude, cells.range_km
+    FROM staging.events AS events
+    JOIN cell_positions AS cells USING (cell_id)
+    SEMI JOIN edge_seconds AS edges
+        ON edges.device_key = events.device_key AND edges.event_date = events.event_date
+       AND edges.edge_second = epoch_us(events.event_time) // 1000000
+    WHERE events.event_date IN ($first_day - 1, $last_day + 1)
 ),
 
 -- One window pass over every event, in the order the jump rule uses (time, then cell), gives each

@@ -1,8 +1,8 @@
 -- core.stays: one row per stay of a device at a place (here: a cell, after A-B-A smoothing).
--- The stays of day D are found in the events of D - 1 .. D + 1 and nothing else, whatever range
--- of days a run covers, so that a re-run of one day gives the same rows as a backfill: a stay
--- across midnight is whole, a stay belongs to the local day it starts, and a stay that goes on
--- past the end of the next day ends there.
+-- The stays of day D are found in the events of D - 1 (its last minutes) .. D + 1 and nothing else,
+-- whatever range of days a run covers, so that a re-run of one day gives the same rows as a
+-- backfill: a stay across midnight is whole, a stay belongs to the local day it starts, and a stay
+-- that goes on past the end of the next day ends there.
 WITH
 target_days AS (
     SELECT
@@ -18,7 +18,15 @@ events_of_window AS (
     -- Times as integer microseconds: arithmetic on TIMESTAMPTZ goes through time-zone rules.
     SELECT target_days.target_day, events.device_key, epoch_us(events.event_time) AS t_us, events.cell_id
     FROM staging.events AS events
-    JOIN target_days ON events.event_date BETWEEN target_days.target_day - 1 AND target_days.target_day + 1
+    -- A stay of day D starts with an event of D (its start lies between that event and the one
+    -- before), and whether it does depends only on events of the day before that lie within the gap
+    -- limit (or the ping-pong limit) of midnight: an earlier one ends its stay by the gap anyway. So of
+    -- D - 1 only its last minutes take part, and the window holds about two days per target day.
+    JOIN target_days
+        ON events.event_date IN (target_days.target_day, target_days.target_day + 1)
+        OR (events.event_date = target_days.target_day - 1
+            AND epoch_us(events.event_time)
+                >= target_days.day_start_us - greatest($stay_max_gap_s, $pingpong_max_s) * 1000000)
     -- semantic cleaning: same-second duplicates in other cells and teleports are left out
     ANTI JOIN core.event_flags AS flags
         ON flags.device_key = events.device_key AND flags.event_time = events.event_time

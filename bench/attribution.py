@@ -24,6 +24,10 @@ the estimate, the relative error, recall and precision. An experiment, not a pip
   of what the pair of cells can tell.
 - `model_oracle_em`: the same with the prior density estimated from the day's (cell, other cell) pair
   counts (as `model_pair_em`): whether the simulator's physics plus a day's prior would be enough.
+- `oracle_fingerprint`: the simulator's physics, each stay placed by *every* cell the device used within
+  15 minutes of it (not a pair), uniform prior; `oracle_fingerprint_places`: the same with a prior on
+  the simulator's own places (`--seed` of the world), what an exact building register would give.
+  Diagnostics of the information in the data, not methods.
 - `home_cells_excluded`: `current`, leaving out stays at cells where the device spent at least two of
   the previous eight nights (a person at home near a zone is not visiting it).
 - `bridged`: `current`, with episodes that tolerate up to `--bridge-min` minutes at other cells between
@@ -354,6 +358,78 @@ def model_visits(con: duckdb.DuckDBPyConnection, day: str, model: TileModel, pri
     return con.execute(query, {"day": dt.date.fromisoformat(day), "bridge_us": 0}).pl()
 
 
+def place_prior(con: duckdb.DuckDBPyConnection, model: TileModel, seed: int) -> np.ndarray:
+    """Diagnostic prior: the simulator's own places (homes, workplaces, spots, ...) counted per tile,
+    plus a little on all land; what an exact building register would give."""
+    from scipy.spatial import cKDTree
+
+    from crowd_platform.simulate.config import WorldConfig
+    from crowd_platform.simulate.geography import build_geography
+
+    config = WorldConfig()
+    geo = build_geography(seed, config.expo_start, config.expo_end, config.helsingborg_population,
+                          config.sweden_population)  # fmt: skip
+    tiles = con.execute("SELECT lon, lat FROM tiles ORDER BY tile").fetchnumpy()
+    shrink = np.cos(np.radians(float(np.mean(tiles["lat"]))))
+    _, nearest = cKDTree(np.c_[tiles["lon"] * shrink, tiles["lat"]]).query(np.c_[geo.place_lon * shrink, geo.place_lat])
+    weight = np.bincount(nearest, minlength=len(tiles["lon"])) + 0.01 * (model.land_prior > 0)
+    return (weight / weight.sum()).astype(np.float32)
+
+
+def fingerprint_visits(
+    con: duckdb.DuckDBPyConnection, day: str, model: TileModel, prior: np.ndarray, outlier_share: float = 0.02
+) -> pl.DataFrame:
+    """Visits when each stay is placed by every cell the device used within 15 minutes of its middle
+    (a multinomial likelihood with a small share of outliers, on the tiles the stay's own cell can
+    serve) instead of a pair of cells."""
+    index = {cell: i for i, cell in enumerate(model.cell_ids)}
+    con.register("model_cells", pl.DataFrame({"cell_id": model.cell_ids}).to_arrow())
+    window_us = CONTEXT_WINDOW_MIN * 60 * 1_000_000
+    contexts = con.execute(
+        f"""
+        WITH stays AS (
+            SELECT device_key, place, epoch_us(stay_start) AS a, epoch_us(stay_end) AS b
+            FROM wh.core.stays
+            WHERE event_date BETWEEN $day - 1 AND $day + 1 AND place IN (SELECT cell_id FROM model_cells)
+        ),
+        events AS (
+            SELECT device_key, epoch_us(event_time) AS t, cell_id
+            FROM wh.staging.events WHERE event_date BETWEEN $day - 1 AND $day + 1
+        )
+        SELECT stays.device_key, stays.a, stays.b,
+               stays.place || '|' || string_agg(events.cell_id, ',' ORDER BY events.cell_id) AS fingerprint
+        FROM stays JOIN events
+          ON events.device_key = stays.device_key
+         AND events.t BETWEEN least(stays.a, (stays.a + stays.b) // 2 - {window_us})
+                          AND greatest(stays.b, (stays.a + stays.b) // 2 + {window_us})
+        GROUP BY stays.device_key, stays.place, stays.a, stays.b
+        """,
+        {"day": dt.date.fromisoformat(day)},
+    ).pl()
+    log_p = np.log(outlier_share / len(model.cell_ids) + (1 - outlier_share) * model.p_cell.astype(np.float64))
+    posterior: dict[str, np.ndarray] = {}
+    for fingerprint in contexts["fingerprint"].unique().to_list():
+        place, cells = fingerprint.split("|")
+        tiles = np.flatnonzero(model.p_cell[:, index[place]] > 1e-4)
+        used = [index[cell] for cell in cells.split(",") if cell in index]
+        posterior[fingerprint] = np.zeros(len(model.zone_ids))
+        if len(tiles):
+            log_likelihood = log_p[np.ix_(tiles, used)].sum(axis=1)
+            weight = np.exp(log_likelihood - log_likelihood.max()) * prior[tiles]
+            if weight.sum() > 0:
+                posterior[fingerprint] = (weight @ model.in_zone[tiles]) / weight.sum()
+    p_zone = np.stack([posterior[f] for f in contexts["fingerprint"]]).astype(np.float32)
+    stays_in_zone = (
+        contexts.select("device_key", "a", "b")
+        .hstack(pl.DataFrame(p_zone, schema=model.zone_ids))
+        .unpivot(index=["device_key", "a", "b"], variable_name="zone_id", value_name="p")
+        .filter(pl.col("p") >= 0.5)
+        .select("device_key", "zone_id", "a", "b")
+    )
+    con.register("stays_in_zone", stays_in_zone.to_arrow())
+    return con.execute(f"WITH {EPISODES_TO_VISITS}", {"day": dt.date.fromisoformat(day), "bridge_us": 0}).pl()
+
+
 def score(truth: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
     joined = (
         truth.select("device_key", "zone_id", t=pl.lit(1))
@@ -381,9 +457,11 @@ def main() -> None:
     parser.add_argument("--days", nargs="+", default=["2022-05-10", "2022-06-11", "2022-06-25"])
     parser.add_argument("--rules", nargs="+", default=["current", "ceiling"],
                         choices=["current", "ceiling", "model", "model_em", "model_pair_em", "model_oracle",
-                                 "model_oracle_em", "home_cells_excluded", "bridged"])  # fmt: skip
+                                 "model_oracle_em", "oracle_fingerprint", "oracle_fingerprint_places",
+                                 "home_cells_excluded", "bridged"])  # fmt: skip
     parser.add_argument("--dominance-db", type=float, default=4.0, help="model_pair_em's dominance spread")
     parser.add_argument("--bridge-min", type=float, default=20.0, help="bridged: minutes at other cells")
+    parser.add_argument("--seed", type=int, default=42, help="the world's seed (oracle_fingerprint_places)")
     args = parser.parse_args()
     key = (args.world / "key").read_text().strip().encode()
     con = connect(args.world)
@@ -408,6 +486,10 @@ def main() -> None:
                 found = rule_visits(con, day, "wh.reference.cell_zone_weights", current_rule, args.bridge_min)
             elif rule == "ceiling":
                 found = rule_visits(con, day, "measured", "weights.weight >= 0.5")
+            elif rule.startswith("oracle_fingerprint"):
+                model = TileModel(con, day, oracle_physics=True)
+                prior = place_prior(con, model, args.seed) if rule.endswith("places") else model.land_prior
+                found = fingerprint_visits(con, day, model, prior)
             else:
                 expo = day >= "2022-05-30"  # temporary expo cells are on air
                 key_ = (expo, rule.removesuffix("_em") if rule == "model_oracle_em" else rule)

@@ -39,13 +39,13 @@ edge_seconds AS (
 events_of_window AS (
     -- Times as integer microseconds; the flagged rows get their TIMESTAMPTZ back at the end.
     SELECT events.event_date, events.device_key, epoch_us(events.event_time) AS t_us,
-           events.cell_id, cells.cell_number, cells.latitude, cells.longitude, cells.range_km
+           events.cell_id, cells.cell_number
     FROM staging.events AS events
     JOIN cell_positions AS cells USING (cell_id)
     WHERE events.event_date BETWEEN $first_day AND $last_day
     UNION ALL
     SELECT events.event_date, events.device_key, epoch_us(events.event_time) AS t_us,
-           events.cell_id, cells.cell_number, cells.latitude, cells.longitude, cells.range_km
+           events.cell_id, cells.cell_number
     FROM staging.events AS events
     JOIN cell_positions AS cells USING (cell_id)
     SEMI JOIN edge_seconds AS edges
@@ -64,12 +64,7 @@ with_all_neighbours AS (
         *,
         lag(cell_number) OVER by_time AS previous_cell_number,
         lag(t_us) OVER by_time AS previous_us,
-        lag(latitude) OVER by_time AS previous_latitude,
-        lag(longitude) OVER by_time AS previous_longitude,
-        lag(range_km) OVER by_time AS previous_range_km,
-        lead(range_km) OVER by_time AS next_range_km,
-        lead(latitude) OVER by_time AS next_latitude,
-        lead(longitude) OVER by_time AS next_longitude,
+        lead(cell_number) OVER by_time AS next_cell_number,
         lead(t_us) OVER by_time AS next_us
     FROM events_of_window
     WINDOW by_time AS (PARTITION BY device_key ORDER BY t_us, cell_number)
@@ -85,7 +80,7 @@ devices_with_crowded_seconds AS (
 -- final. The others (a few per cent of the events) go through both rules in turn: first the
 -- other-cell events of each second go, then the neighbours are found again among those that remain.
 events_of_crowded_devices AS (
-    SELECT event_date, device_key, t_us, cell_id, cell_number, latitude, longitude, range_km
+    SELECT event_date, device_key, t_us, cell_id, cell_number
     FROM with_all_neighbours
     SEMI JOIN devices_with_crowded_seconds USING (device_key)
 ),
@@ -101,13 +96,9 @@ ranked_in_second AS (
 crowded_with_neighbours AS (
     SELECT
         *,
-        lag(latitude) OVER by_time AS previous_latitude,
-        lag(longitude) OVER by_time AS previous_longitude,
+        lag(cell_number) OVER by_time AS previous_cell_number,
         lag(t_us) OVER by_time AS previous_us,
-        lag(range_km) OVER by_time AS previous_range_km,
-        lead(range_km) OVER by_time AS next_range_km,
-        lead(latitude) OVER by_time AS next_latitude,
-        lead(longitude) OVER by_time AS next_longitude,
+        lead(cell_number) OVER by_time AS next_cell_number,
         lead(t_us) OVER by_time AS next_us
     FROM ranked_in_second
     WHERE cell_rank_in_second = 1
@@ -115,31 +106,35 @@ crowded_with_neighbours AS (
 ),
 
 with_neighbours AS (
-    SELECT
-        event_date, device_key, t_us, cell_id, latitude, longitude, range_km,
-        previous_latitude, previous_longitude, previous_us, previous_range_km,
-        next_range_km, next_latitude, next_longitude, next_us
+    SELECT event_date, device_key, t_us, cell_id, cell_number, previous_cell_number, previous_us,
+           next_cell_number, next_us
     FROM with_all_neighbours
     ANTI JOIN devices_with_crowded_seconds USING (device_key)
     UNION ALL
-    SELECT
-        event_date, device_key, t_us, cell_id, latitude, longitude, range_km,
-        previous_latitude, previous_longitude, previous_us, previous_range_km,
-        next_range_km, next_latitude, next_longitude, next_us
+    SELECT event_date, device_key, t_us, cell_id, cell_number, previous_cell_number, previous_us,
+           next_cell_number, next_us
     FROM crowded_with_neighbours
 ),
 
+-- Positions are looked up after the windows (they sort narrower rows), and only for an event in
+-- another cell than both its neighbours: in the same cell as one of them the distance to it is below
+-- zero, never a jump.
 jumps AS (
     SELECT
-        *,
+        neighbours.*,
         -- equirectangular distance: exact enough to tell 10 km from 100 m
-        sqrt(((latitude - previous_latitude) * 110.574) ^ 2
-             + ((longitude - previous_longitude) * 111.320 * cos(radians(latitude))) ^ 2)
-            - range_km - previous_range_km AS km_from_previous,
-        sqrt(((latitude - next_latitude) * 110.574) ^ 2
-             + ((longitude - next_longitude) * 111.320 * cos(radians(latitude))) ^ 2)
-            - range_km - next_range_km AS km_to_next
-    FROM with_neighbours
+        sqrt(((here.latitude - previous.latitude) * 110.574) ^ 2
+             + ((here.longitude - previous.longitude) * 111.320 * cos(radians(here.latitude))) ^ 2)
+            - here.range_km - previous.range_km AS km_from_previous,
+        sqrt(((here.latitude - next.latitude) * 110.574) ^ 2
+             + ((here.longitude - next.longitude) * 111.320 * cos(radians(here.latitude))) ^ 2)
+            - here.range_km - next.range_km AS km_to_next
+    FROM with_neighbours AS neighbours
+    JOIN cell_positions AS here ON here.cell_number = neighbours.cell_number
+    JOIN cell_positions AS previous ON previous.cell_number = neighbours.previous_cell_number
+    JOIN cell_positions AS next ON next.cell_number = neighbours.next_cell_number
+    WHERE neighbours.cell_number <> neighbours.previous_cell_number
+      AND neighbours.cell_number <> neighbours.next_cell_number
 ),
 
 flags AS (

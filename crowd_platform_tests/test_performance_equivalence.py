@@ -91,7 +91,13 @@ def _stays_step_by_step(events: list[tuple[str, int, str]], day_start: int, day_
     return sorted(stays)
 
 
-def test_stays_in_one_window_pass_equal_the_rules_step_by_step() -> None:
+@pytest.mark.parametrize(
+    "methodology",
+    # the defaults, and longer limits: how much of the day before a stay needs grows with them
+    [Methodology(), Methodology(stay_max_gap_min=150, pingpong_max_min=20)],
+    ids=["defaults", "longer_limits"],
+)
+def test_stays_in_one_window_pass_equal_the_rules_step_by_step(methodology: Methodology) -> None:
     generator = random.Random(7)
     day = dt.date(2022, 6, 2)
     con = duckdb.connect()
@@ -125,13 +131,13 @@ def test_stays_in_one_window_pass_equal_the_rules_step_by_step() -> None:
     )
     con.execute("CREATE TABLE core.event_flags (device_key VARCHAR, event_time TIMESTAMPTZ, cell_id VARCHAR)")
     query = load_sql("core/stays")
-    params = {**Methodology().sql_params(), "first_day": day, "last_day": day}
+    params = {**methodology.sql_params(), "first_day": day, "last_day": day}
     found = con.execute(
         f"SELECT device_key, epoch_us(stay_start), epoch_us(stay_end), duration_s, place, n_events FROM ({query}) "
         "ORDER BY ALL",
         bind(query, params),
     ).fetchall()
     in_window = [(d, t, c) for d, t, c in events if window_start <= t < window_end]  # local days D - 1 .. D + 1
-    expected = _stays_step_by_step(in_window, day_start, day_end, Methodology())
+    expected = _stays_step_by_step(in_window, day_start, day_end, methodology)
     assert len(expected) > 100
     assert found == expected

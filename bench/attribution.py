@@ -26,8 +26,9 @@ the estimate, the relative error, recall and precision. An experiment, not a pip
   counts (as `model_pair_em`): whether the simulator's physics plus a day's prior would be enough.
 - `oracle_fingerprint`: the simulator's physics, each stay placed by *every* cell the device used within
   15 minutes of it (not a pair), uniform prior; `oracle_fingerprint_places`: the same with a prior on
-  the simulator's own places (`--seed` of the world), what an exact building register would give.
-  Diagnostics of the information in the data, not methods.
+  the simulator's own places (`--seed` of the world), what an exact building register would give;
+  `oracle_fingerprint_grid`: the homes only, counted on 250 m squares, what a published population grid
+  would give. Diagnostics of the information in the data, not methods.
 - `home_cells_excluded`: `current`, leaving out stays at cells where the device spent at least two of
   the previous eight nights (a person at home near a zone is not visiting it).
 - `bridged`: `current`, with episodes that tolerate up to `--bridge-min` minutes at other cells between
@@ -358,21 +359,43 @@ def model_visits(con: duckdb.DuckDBPyConnection, day: str, model: TileModel, pri
     return con.execute(query, {"day": dt.date.fromisoformat(day), "bridge_us": 0}).pl()
 
 
-def place_prior(con: duckdb.DuckDBPyConnection, model: TileModel, seed: int) -> np.ndarray:
-    """Diagnostic prior: the simulator's own places (homes, workplaces, spots, ...) counted per tile,
-    plus a little on all land; what an exact building register would give."""
+def place_prior(con: duckdb.DuckDBPyConnection, model: TileModel, seed: int, grid_m: float | None = None) -> np.ndarray:
+    """Diagnostic prior from the simulator's own places, plus a little on all land. Without `grid_m`:
+    every place (homes, workplaces, spots, ...) on its tile, what an exact building register would give.
+    With `grid_m`: only the homes, counted per square of that size and spread evenly over its tiles,
+    what a published population grid (SCB's 250 m squares) would give."""
     from scipy.spatial import cKDTree
 
     from crowd_platform.simulate.config import WorldConfig
-    from crowd_platform.simulate.geography import build_geography
+    from crowd_platform.simulate.geography import HOME, build_geography
 
     config = WorldConfig()
     geo = build_geography(seed, config.expo_start, config.expo_end, config.helsingborg_population,
                           config.sweden_population)  # fmt: skip
     tiles = con.execute("SELECT lon, lat FROM tiles ORDER BY tile").fetchnumpy()
     shrink = np.cos(np.radians(float(np.mean(tiles["lat"]))))
-    _, nearest = cKDTree(np.c_[tiles["lon"] * shrink, tiles["lat"]]).query(np.c_[geo.place_lon * shrink, geo.place_lat])
-    weight = np.bincount(nearest, minlength=len(tiles["lon"])) + 0.01 * (model.land_prior > 0)
+    if grid_m is None:
+        _, nearest = cKDTree(np.c_[tiles["lon"] * shrink, tiles["lat"]]).query(
+            np.c_[geo.place_lon * shrink, geo.place_lat]
+        )
+        weight = np.bincount(nearest, minlength=len(tiles["lon"])).astype(float)
+    else:
+
+        def square(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+            return np.floor(lat * 110_574 / grid_m).astype(np.int64) * 1_000_000 + np.floor(
+                lon * 111_320 * shrink / grid_m
+            ).astype(np.int64)
+
+        homes = geo.place_kind == HOME
+        home_squares, homes_in_square = np.unique(
+            square(geo.place_lon[homes], geo.place_lat[homes]), return_counts=True
+        )
+        tile_squares = square(tiles["lon"], tiles["lat"])
+        squares, tiles_in_square = np.unique(tile_squares, return_counts=True)
+        per_tile = dict(zip(squares.tolist(), tiles_in_square.tolist(), strict=True))
+        homes_of = dict(zip(home_squares.tolist(), homes_in_square.tolist(), strict=True))
+        weight = np.array([homes_of.get(sq, 0) / per_tile[sq] for sq in tile_squares.tolist()])
+    weight += 0.01 * weight[weight > 0].mean() * (model.land_prior > 0)
     return (weight / weight.sum()).astype(np.float32)
 
 
@@ -458,7 +481,7 @@ def main() -> None:
     parser.add_argument("--rules", nargs="+", default=["current", "ceiling"],
                         choices=["current", "ceiling", "model", "model_em", "model_pair_em", "model_oracle",
                                  "model_oracle_em", "oracle_fingerprint", "oracle_fingerprint_places",
-                                 "home_cells_excluded", "bridged"])  # fmt: skip
+                                 "oracle_fingerprint_grid", "home_cells_excluded", "bridged"])  # fmt: skip
     parser.add_argument("--dominance-db", type=float, default=4.0, help="model_pair_em's dominance spread")
     parser.add_argument("--bridge-min", type=float, default=20.0, help="bridged: minutes at other cells")
     parser.add_argument("--seed", type=int, default=42, help="the world's seed (oracle_fingerprint_places)")
@@ -488,7 +511,9 @@ def main() -> None:
                 found = rule_visits(con, day, "measured", "weights.weight >= 0.5")
             elif rule.startswith("oracle_fingerprint"):
                 model = TileModel(con, day, oracle_physics=True)
-                prior = place_prior(con, model, args.seed) if rule.endswith("places") else model.land_prior
+                prior = model.land_prior
+                if rule != "oracle_fingerprint":
+                    prior = place_prior(con, model, args.seed, grid_m=250.0 if rule.endswith("grid") else None)
                 found = fingerprint_visits(con, day, model, prior)
             else:
                 expo = day >= "2022-05-30"  # temporary expo cells are on air

@@ -167,6 +167,7 @@ class TileModel:
         y0, y1 = y_min - margin_m / m_per_lat, y_max + margin_m / m_per_lat
         lon, lat = np.meshgrid(np.arange(x0, x1, tile_m / m_per_lon), np.arange(y0, y1, tile_m / m_per_lat))
         lon, lat = lon.ravel(), lat.ravel()
+        self.tile_lon, self.tile_lat = lon, lat
         con.register("tiles", pl.DataFrame({"tile": np.arange(len(lon)), "lon": lon, "lat": lat}).to_arrow())
         self.zone_ids = [row[0] for row in con.execute("SELECT zone_id FROM wh.reference.zones ORDER BY 1").fetchall()]
         self.in_zone = np.zeros((len(lon), len(self.zone_ids)), np.float32)
@@ -242,8 +243,9 @@ class TileModel:
         # and a dense matrix of every pair on every tile does not fit in memory
         p_cell = sparse.csc_matrix(np.where(self.p_cell >= 1e-6, self.p_cell, 0))
         has_second = second >= 0
-        paired = p_cell[:, first].multiply(p_cell[:, np.where(has_second, second, 0)]).multiply(has_second[None, :])
-        alone = p_cell[:, first].multiply(~has_second[None, :])
+        of_first = p_cell[:, first]
+        paired = of_first.multiply(p_cell[:, np.where(has_second, second, 0)]).multiply(has_second[None, :])
+        alone = of_first.multiply(~has_second[None, :])
         likelihood = sparse.csc_matrix(paired) + sparse.csc_matrix(alone)
         likelihood_t = likelihood.T.tocsr()
         prior, mean_loglik = self.land_prior.copy(), 0.0
@@ -359,7 +361,7 @@ def model_visits(con: duckdb.DuckDBPyConnection, day: str, model: TileModel, pri
     return con.execute(query, {"day": dt.date.fromisoformat(day), "bridge_us": 0}).pl()
 
 
-def place_prior(con: duckdb.DuckDBPyConnection, model: TileModel, seed: int, grid_m: float | None = None) -> np.ndarray:
+def place_prior(model: TileModel, seed: int, grid_m: float | None = None) -> np.ndarray:
     """Diagnostic prior from the simulator's own places, plus a little on all land. Without `grid_m`:
     every place (homes, workplaces, spots, ...) on its tile, what an exact building register would give.
     With `grid_m`: only the homes, counted per square of that size and spread evenly over its tiles,
@@ -372,7 +374,8 @@ def place_prior(con: duckdb.DuckDBPyConnection, model: TileModel, seed: int, gri
     config = WorldConfig()
     geo = build_geography(seed, config.expo_start, config.expo_end, config.helsingborg_population,
                           config.sweden_population)  # fmt: skip
-    tiles = con.execute("SELECT lon, lat FROM tiles ORDER BY tile").fetchnumpy()
+    # the model's own tiles: the registered `tiles` table belongs to whichever model was built last
+    tiles = {"lon": model.tile_lon, "lat": model.tile_lat}
     shrink = np.cos(np.radians(float(np.mean(tiles["lat"]))))
     if grid_m is None:
         _, nearest = cKDTree(np.c_[tiles["lon"] * shrink, tiles["lat"]]).query(
@@ -484,13 +487,13 @@ def main() -> None:
                                  "oracle_fingerprint_grid", "home_cells_excluded", "bridged"])  # fmt: skip
     parser.add_argument("--dominance-db", type=float, default=4.0, help="model_pair_em's dominance spread")
     parser.add_argument("--bridge-min", type=float, default=20.0, help="bridged: minutes at other cells")
-    parser.add_argument("--seed", type=int, default=42, help="the world's seed (oracle_fingerprint_places)")
+    parser.add_argument("--seed", type=int, default=42, help="the world's seed (oracle_fingerprint_places/_grid)")
     args = parser.parse_args()
     key = (args.world / "key").read_text().strip().encode()
     con = connect(args.world)
     if "ceiling" in args.rules:
         measured_weights(con, args.world, key)
-    models: dict[tuple[bool, str], TileModel] = {}
+    models: dict[tuple[bool, tuple], TileModel] = {}
     results = []
     for day in args.days:
         truth = truth_visits(args.world, [day], key)
@@ -509,25 +512,25 @@ def main() -> None:
                 found = rule_visits(con, day, "wh.reference.cell_zone_weights", current_rule, args.bridge_min)
             elif rule == "ceiling":
                 found = rule_visits(con, day, "measured", "weights.weight >= 0.5")
-            elif rule.startswith("oracle_fingerprint"):
-                model = TileModel(con, day, oracle_physics=True)
-                prior = model.land_prior
-                if rule != "oracle_fingerprint":
-                    prior = place_prior(con, model, args.seed, grid_m=250.0 if rule.endswith("grid") else None)
-                found = fingerprint_visits(con, day, model, prior)
             else:
-                expo = day >= "2022-05-30"  # temporary expo cells are on air
-                key_ = (expo, rule.removesuffix("_em") if rule == "model_oracle_em" else rule)
+                # one tile model per physics and expo state (temporary expo cells are on air), shared by rules
+                physics = {
+                    "model_pair_em": {"tile_m": 50.0, "dominance_db": args.dominance_db},
+                    "model_oracle": {"oracle_physics": True},
+                    "model_oracle_em": {"oracle_physics": True},
+                }.get(rule, {"oracle_physics": True} if rule.startswith("oracle_fingerprint") else {})
+                key_ = (day >= "2022-05-30", tuple(sorted(physics.items())))
                 if key_ not in models:
-                    tiles = {
-                        "model_pair_em": {"tile_m": 50.0, "dominance_db": args.dominance_db},
-                        "model_oracle": {"oracle_physics": True},
-                        "model_oracle_em": {"oracle_physics": True},
-                    }.get(rule, {})
-                    models[key_] = TileModel(con, day, **tiles)
-                prior_from = {"model_em": "cells", "model_pair_em": "pairs", "model_oracle_em": "pairs"}
-                prior_from = prior_from.get(rule, "land")
-                found = model_visits(con, day, models[key_], prior_from)
+                    models[key_] = TileModel(con, day, **physics)
+                model = models[key_]
+                if rule.startswith("oracle_fingerprint"):
+                    prior = model.land_prior
+                    if rule != "oracle_fingerprint":
+                        prior = place_prior(model, args.seed, grid_m=250.0 if rule.endswith("grid") else None)
+                    found = fingerprint_visits(con, day, model, prior)
+                else:
+                    prior_from = {"model_em": "cells", "model_pair_em": "pairs", "model_oracle_em": "pairs"}
+                    found = model_visits(con, day, model, prior_from.get(rule, "land"))
             results.append(score(truth, found).with_columns(day=pl.lit(day), rule=pl.lit(rule)))
             print(f"{day} {rule} done", file=sys.stderr)
     table = pl.concat(results).filter(pl.col("truth") + pl.col("estimate").fill_null(0) > 0)

@@ -128,6 +128,17 @@ def test_event_flags_in_one_pass_equal_the_rules_step_by_step() -> None:
         ("edge-first", day_start + 25 * US, far[0]),
         ("edge-first", day_start + 50 * US, home),
     ]
+    # Of those edges only the reach of a jump is read (about 1.5 h here: the 300 km between the furthest
+    # cells at the speed limit): teleports to the far cell whose neighbour in the day before or after
+    # lies 5,320 s away (294.5 km between the coverage edges: 55.4 m/s, just a jump).
+    events += [
+        ("edge-reach-before", day_start - 5_300 * US, home),
+        ("edge-reach-before", day_start + 20 * US, far_cell),
+        ("edge-reach-before", day_start + 40 * US, home),
+        ("edge-reach-after", next_day_start - 40 * US, home),
+        ("edge-reach-after", next_day_start - 20 * US, far_cell),
+        ("edge-reach-after", next_day_start + 5_300 * US, home),
+    ]
     con = duckdb.connect()
     con.execute("SET TimeZone = 'Europe/Stockholm'")
     con.execute("CREATE SCHEMA staging")
@@ -155,6 +166,8 @@ def test_event_flags_in_one_pass_equal_the_rules_step_by_step() -> None:
     assert {(device, rule) for device, *_, rule in expected if device.startswith("edge")} == {
         ("edge-last", "impossible_jump"),
         ("edge-first", "impossible_jump"),
+        ("edge-reach-before", "impossible_jump"),
+        ("edge-reach-after", "impossible_jump"),
     }
     assert len(expected) > 50
     assert found == expected

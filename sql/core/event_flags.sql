@@ -21,19 +21,41 @@ cell_positions AS (
     GROUP BY cell_id
 ),
 
+-- How far in time a neighbour can be and still make a jump: no two cells are further apart than the
+-- diagonal of the box around all of them, and a jump covers its distance faster than the speed limit.
+-- (cos(latitude) <= 1 and the ranges subtracted only shorten the distances of `jumps`.)
+jump_reach AS (
+    SELECT
+        CASE WHEN $jump_min_speed_mps > 0 THEN
+            ceil(sqrt(((max(latitude) - min(latitude)) * 110.574) ^ 2
+                      + ((max(longitude) - min(longitude)) * 111.320) ^ 2) * 1000 / $jump_min_speed_mps) + 1
+        END AS reach_s
+    FROM cell_positions
+),
+
 -- An event's neighbours are the device's previous and next events, so of the days around the run
 -- only the edges matter: the device's last second of the day before and its first second of the day
--- after (whole seconds, since a crowded second is resolved among its events). Reading just those
--- instead of both whole days keeps the window to the run's own events.
+-- after (whole seconds, since a crowded second is resolved among its events), and only within the
+-- reach of a jump of the run's midnights: a neighbour further away in time cannot make a jump, and
+-- an event without a neighbour on one side is never flagged either. Reading just those instead of
+-- both whole days keeps the window to the run's own events.
+run_bounds AS (
+    SELECT
+        epoch_us(CAST($first_day AS TIMESTAMPTZ)) - coalesce(reach_s * 1000000, 1e18) AS reach_start_us,
+        epoch_us(CAST($last_day + 1 AS TIMESTAMPTZ)) + coalesce(reach_s * 1000000, 1e18) AS reach_end_us
+    FROM jump_reach
+),
+
 edge_seconds AS (
     SELECT
-        device_key,
-        event_date,
-        CASE WHEN event_date < $first_day THEN max(epoch_us(event_time)) ELSE min(epoch_us(event_time)) END
-            // 1000000 AS edge_second
-    FROM staging.events
-    WHERE event_date IN ($first_day - 1, $last_day + 1)
-    GROUP BY device_key, event_date
+        events.device_key,
+        events.event_date,
+        CASE WHEN events.event_date < $first_day THEN max(epoch_us(events.event_time))
+             ELSE min(epoch_us(events.event_time)) END // 1000000 AS edge_second
+    FROM staging.events AS events, run_bounds
+    WHERE (events.event_date = $first_day - 1 AND epoch_us(events.event_time) >= run_bounds.reach_start_us)
+       OR (events.event_date = $last_day + 1 AND epoch_us(events.event_time) < run_bounds.reach_end_us)
+    GROUP BY events.device_key, events.event_date
 ),
 
 events_of_window AS (

@@ -30,12 +30,13 @@ import run as bench
 
 
 def core_and_marts_steps() -> list[str]:
-    """The SQL steps of core and marts in dependency order, from the code location's asset graph."""
+    """The daily SQL steps of core and marts in dependency order, from the code location's asset graph."""
     from crowd_platform import settings
     from crowd_platform.definitions import defs
 
-    keys = defs.resolve_asset_graph().toposorted_asset_keys
-    names = ["/".join(key.path) for key in keys if key.path[0] in ("core", "marts")]
+    graph = defs.resolve_asset_graph()
+    daily = [key for key in graph.toposorted_asset_keys if graph.get(key).partitions_def is not None]
+    names = ["/".join(key.path) for key in daily if key.path[0] in ("core", "marts")]
     return [name for name in names if (settings.SQL_DIR / f"{name}.sql").exists()]
 
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.pop("DAGSTER_HOME", None)
 
     from crowd_platform import settings
+    from crowd_platform.defs.marts.ledger import LEDGER_TABLE, write_ledger
     from crowd_platform.defs.sql_asset import run_checks
     from crowd_platform.defs.staging import assets as staging
     from crowd_platform.defs.staging import ingest
@@ -180,7 +182,10 @@ def main(argv: list[str] | None = None) -> None:
             table = name.replace("/", ".")
             sql = load_sql(name)
             started, cpu_started = time.perf_counter(), time.process_time()
-            write_tables(con, [TableWrite(table, sql, methodology.sql_params())], days)
+            if table == LEDGER_TABLE:  # the SQL counts the cells; the rules in Python write the ledger
+                write_ledger(con, days, methodology.min_group_devices)
+            else:
+                write_tables(con, [TableWrite(table, sql, methodology.sql_params())], days)
             written, written_cpu = time.perf_counter() - started, time.process_time() - cpu_started
             wall, top = profile_query(con, sql, params, profile_dir / f"{table}.json")
             say(f"### {table}: write {written:.2f} s ({written_cpu:.2f} CPU s), query alone {wall:.2f} s")

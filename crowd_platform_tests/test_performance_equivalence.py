@@ -94,8 +94,12 @@ def _stays_step_by_step(events: list[tuple[str, int, str]], day_start: int, day_
 @pytest.mark.parametrize(
     "methodology",
     # the defaults, and longer limits: how much of the day before a stay needs grows with them
-    [Methodology(), Methodology(stay_max_gap_min=150, pingpong_max_min=20)],
-    ids=["defaults", "longer_limits"],
+    [
+        Methodology(),
+        Methodology(stay_max_gap_min=150, pingpong_max_min=20),
+        Methodology(stay_max_gap_min=10, pingpong_max_min=30),
+    ],
+    ids=["defaults", "longer_limits", "pingpong_over_gap"],
 )
 def test_stays_in_one_window_pass_equal_the_rules_step_by_step(methodology: Methodology) -> None:
     generator = random.Random(7)
@@ -108,11 +112,14 @@ def test_stays_in_one_window_pass_equal_the_rules_step_by_step(methodology: Meth
     )
     steps_s = [0, 20, 90, 240, 500, 900, 3000, 4300, 5000]  # ties, ping-pong windows, gaps around the limit
     events = []
-    for device_number in range(90):
-        # a third start just before midnight, where the day before's last minutes decide the first stay
+    for device_number in range(120):
+        # a quarter start just before the day, where the day before's last minutes decide the first stay,
+        # and a quarter just before its end, where the day after counts only for devices seen on both sides
         t = day_start - 86_400_000_000 + generator.randrange(3 * 86_400) * 1_000_000
-        if device_number >= 60:
+        if 60 <= device_number < 90:
             t = day_start - generator.randrange(3 * 3_600) * 1_000_000
+        elif device_number >= 90:
+            t = day_end - generator.randrange(3 * 3_600) * 1_000_000
         for _ in range(generator.randrange(1, 40)):
             t += generator.choice(steps_s) * 1_000_000
             events.append((f"device-{device_number:02d}", t, generator.choice("AAABBC")))
@@ -120,6 +127,11 @@ def test_stays_in_one_window_pass_equal_the_rules_step_by_step(methodology: Meth
     # Same time, same cell (another event type) stays: a few such ties.
     events = list({(d, t): (d, t, c) for d, t, c in events}.values())
     events += generator.sample(events, 40)
+    # A flip to B late in the day whose return to A comes after midnight: past the gap limit of B but
+    # within the ping-pong limit of the A before it (smoothed only when that limit is the longer one).
+    minute = 60_000_000
+    events += [("device-flip", day_end - 20 * minute, "A"), ("device-flip", day_end - 12 * minute, "B")]
+    events += [("device-flip", day_end + 2 * minute, "A")]
     con.execute("CREATE SCHEMA staging")
     con.execute("CREATE SCHEMA core")
     con.execute(

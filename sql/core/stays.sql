@@ -1,5 +1,6 @@
 -- core.stays: one row per stay of a device at a place (here: a cell, after A-B-A smoothing).
--- The stays of day D are found in the events of D - 1 (its last minutes) .. D + 1 and nothing else,
+-- The stays of day D are found in the events of D - 1 (its last minutes) .. D + 1 (of the devices
+-- seen on both sides of D's end) and nothing else,
 -- whatever range of days a run covers, so that a re-run of one day gives the same rows as a
 -- backfill: a stay across midnight is whole, a stay belongs to the local day it starts, and a stay
 -- that goes on past the end of the next day ends there.
@@ -14,24 +15,77 @@ target_days AS (
     )
 ),
 
-events_of_window AS (
-    -- Times as integer microseconds: arithmetic on TIMESTAMPTZ goes through time-zone rules.
-    SELECT target_days.target_day, events.device_key, epoch_us(events.event_time) AS t_us, events.cell_id
+-- The day after matters to the stays of D only for a device whose first event after D's end follows
+-- its last event of D within the gap limit (or the ping-pong limit): further apart, D's last stay ends
+-- at its last event by the gap, whatever comes next, and neither the smoothing of D's last events nor
+-- the end of that stay looks further. Devices with events within that limit on both sides of D's end
+-- include all of those (a few per cent of a day's devices: most are quiet around midnight).
+devices_across_midnight AS (
+    SELECT target_days.target_day, events.device_key
     FROM staging.events AS events
-    -- A stay of day D starts with an event of D (its start lies between that event and the one
-    -- before), and whether it does depends only on events of the day before that lie within the gap
-    -- limit (or the ping-pong limit) of midnight: an earlier one ends its stay by the gap anyway. So of
-    -- D - 1 only its last minutes take part, and the window holds about two days per target day.
     JOIN target_days
-        ON events.event_date IN (target_days.target_day, target_days.target_day + 1)
-        OR (events.event_date = target_days.target_day - 1
-            AND epoch_us(events.event_time)
-                >= target_days.day_start_us - greatest($stay_max_gap_s, $pingpong_max_s) * 1000000)
+        ON events.event_date = target_days.target_day
+       AND epoch_us(events.event_time)
+           >= target_days.day_end_us - greatest($stay_max_gap_s, $pingpong_max_s) * 1000000
+    WHERE events.event_date BETWEEN $first_day AND $last_day
+    INTERSECT
+    SELECT target_days.target_day, events.device_key
+    FROM staging.events AS events
+    JOIN target_days
+        ON events.event_date = target_days.target_day + 1
+       AND epoch_us(events.event_time)
+           < target_days.day_end_us + greatest($stay_max_gap_s, $pingpong_max_s) * 1000000
+    WHERE events.event_date BETWEEN $first_day + 1 AND $last_day + 1
+),
+
+-- Times as integer microseconds: arithmetic on TIMESTAMPTZ goes through time-zone rules.
+-- A stay of day D starts with an event of D (its start lies between that event and the one before),
+-- and whether it does depends only on events of the day before that lie within the gap limit (or the
+-- ping-pong limit) of midnight: an earlier one ends its stay by the gap anyway. So of D - 1 only its
+-- last minutes take part, and of D + 1 only the devices across D's end: the window holds little
+-- more than one day per target day.
+events_of_target_days AS (
+    SELECT target_days.target_day, events.device_key, epoch_us(events.event_time) AS t_us, events.cell_id,
+           events.event_time
+    FROM staging.events AS events
+    JOIN target_days ON events.event_date = target_days.target_day
+    WHERE events.event_date BETWEEN $first_day AND $last_day
+),
+
+events_before_target_days AS (
+    SELECT target_days.target_day, events.device_key, epoch_us(events.event_time) AS t_us, events.cell_id,
+           events.event_time
+    FROM staging.events AS events
+    JOIN target_days
+        ON events.event_date = target_days.target_day - 1
+       AND epoch_us(events.event_time)
+           >= target_days.day_start_us - greatest($stay_max_gap_s, $pingpong_max_s) * 1000000
+    WHERE events.event_date BETWEEN $first_day - 1 AND $last_day - 1
+),
+
+events_after_target_days AS (
+    SELECT target_days.target_day, events.device_key, epoch_us(events.event_time) AS t_us, events.cell_id,
+           events.event_time
+    FROM staging.events AS events
+    JOIN target_days ON events.event_date = target_days.target_day + 1
+    SEMI JOIN devices_across_midnight AS across
+        ON across.target_day = target_days.target_day AND across.device_key = events.device_key
+    WHERE events.event_date BETWEEN $first_day + 1 AND $last_day + 1
+),
+
+events_of_window AS (
+    SELECT window_events.target_day, window_events.device_key, window_events.t_us, window_events.cell_id
+    FROM (
+        SELECT * FROM events_of_target_days
+        UNION ALL
+        SELECT * FROM events_before_target_days
+        UNION ALL
+        SELECT * FROM events_after_target_days
+    ) AS window_events
     -- semantic cleaning: same-second duplicates in other cells and teleports are left out
     ANTI JOIN core.event_flags AS flags
-        ON flags.device_key = events.device_key AND flags.event_time = events.event_time
-       AND flags.cell_id = events.cell_id
-    WHERE events.event_date BETWEEN $first_day - 1 AND $last_day + 1
+        ON flags.device_key = window_events.device_key AND flags.event_time = window_events.event_time
+       AND flags.cell_id = window_events.cell_id
 ),
 
 -- One window pass, in one order (time, then cell: ties are resolved the same way everywhere), gives

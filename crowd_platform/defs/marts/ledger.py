@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Iterable
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from crowd_platform.defs.marts import disclosure
@@ -101,6 +102,26 @@ def decide_day(cells: pl.DataFrame, parent_zone: dict[str, str | None], k: int) 
     return list(disclosure.suppress(visitors, relations, k).values())
 
 
+def write_ledger(con: duckdb.DuckDBPyConnection, days: DayRange, k: int) -> list[str]:
+    """Decide and write the ledger of each of `days` (one transaction a day); a line per day saying
+    how many of its cells were suppressed."""
+    query = load_sql("marts/suppression_ledger")
+    parent_zone: dict[str, str | None] = dict(
+        con.execute("SELECT zone_id, parent_zone_id FROM reference.zones ORDER BY zone_id").fetchall()
+    )
+    counted: list[str] = []
+    for day in days.single_days():
+        cells = con.execute(query, {**day.params()}).pl()
+        suppressions = decide_day(cells, parent_zone, k)
+        con.register("ledger_rows", ledger_rows(day, suppressions).to_arrow())
+        try:
+            write_tables(con, [TableWrite(LEDGER_TABLE, LEDGER_QUERY)], day)
+        finally:
+            con.unregister("ledger_rows")
+        counted.append(f"{day.first}: {len(suppressions)} of {cells.height} cells")
+    return counted
+
+
 @dg.asset(
     key=LEDGER,
     description="One row per suppressed cell of the daily marts: the mart, the event date, the cell's keys, "
@@ -118,22 +139,9 @@ def decide_day(cells: pl.DataFrame, parent_zone: dict[str, str | None], k: int) 
 )
 def suppression_ledger(context: dg.AssetExecutionContext, warehouse: Warehouse, methodology: Methodology):
     days = DayRange.from_context(context)
-    query = load_sql("marts/suppression_ledger")
     params = methodology.sql_params()
     with warehouse.connect(spatial=False) as con:
-        parent_zone: dict[str, str | None] = dict(
-            con.execute("SELECT zone_id, parent_zone_id FROM reference.zones ORDER BY zone_id").fetchall()
-        )
-        counted: list[str] = []
-        for day in days.single_days():
-            cells = con.execute(query, {**day.params()}).pl()
-            suppressions = decide_day(cells, parent_zone, methodology.min_group_devices)
-            con.register("ledger_rows", ledger_rows(day, suppressions).to_arrow())
-            try:
-                write_tables(con, [TableWrite(LEDGER_TABLE, LEDGER_QUERY)], day)
-            finally:
-                con.unregister("ledger_rows")
-            counted.append(f"{day.first}: {len(suppressions)} of {cells.height} cells")
+        counted = write_ledger(con, days, methodology.min_group_devices)
         metadata = table_metadata(con, LEDGER_TABLE, days)
         metadata["suppressed_cells"] = dg.MetadataValue.md("\n".join(f"- {line}" for line in counted))
         yield dg.MaterializeResult(asset_key=LEDGER, metadata=metadata)

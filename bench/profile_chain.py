@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
         return value
 
     profile_dir = Path(tempfile.mkdtemp(prefix="crowd_profile_"))
-    with Warehouse(database=str(warehouse)).connect() as con:
+    # The chain's memory limit: a big day's profile without it would hide the spilling.
+    with Warehouse(database=str(warehouse), memory_limit=settings.duckdb_memory_limit()).connect() as con:
         profiler = cProfile.Profile()
         profiler.enable()
         scan = ingest.LandingScan()

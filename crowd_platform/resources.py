@@ -16,11 +16,6 @@ def build_resources() -> dict[str, object]:
     # default is filled in here so that an unset variable means the project's data folder.
     os.environ.setdefault("CROWD_WAREHOUSE", str(settings.warehouse_path()))
     return {
-        # DuckDB takes 80 % of RAM by default; a bound makes big days spill to disk instead
-        # (docs/performance.md: a 10 M-event day peaked at 9.5 GB without one).
-        "warehouse": Warehouse(
-            database=dg.EnvVar("CROWD_WAREHOUSE"),
-            memory_limit=os.environ.get("CROWD_DUCKDB_MEMORY_LIMIT", "2GB"),
-        ),
+        "warehouse": Warehouse(database=dg.EnvVar("CROWD_WAREHOUSE"), memory_limit=settings.duckdb_memory_limit()),
         "methodology": Methodology(),
     }

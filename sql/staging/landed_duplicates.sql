@@ -4,9 +4,11 @@
 -- rows finds the few repeated field combinations; only those are compared field by field (a
 -- window partitioned by the five fields sorted every row: 2 s of the 1 M-event day).
 WITH
-staged AS (
+-- The staged rows are read twice rather than held once: held, they were the day's every field
+-- (1.5 GB at 13 M rows) and spilled under the memory limit.
+staged AS NOT MATERIALIZED (
     SELECT
-        source_file,
+        file_number,
         source_row,
         event_time,
         device_key,
@@ -26,14 +28,15 @@ repeated_hashes AS (
 ),
 
 candidates AS (
-    SELECT staged.*
+    SELECT staged.*, landed_files.source_file
     FROM staged
     SEMI JOIN repeated_hashes USING (fields_hash)
+    JOIN landed_files USING (file_number)
 ),
 
 ranked AS (
     SELECT
-        source_file,
+        file_number,
         source_row,
         row_number() OVER (
             PARTITION BY event_time, device_key, cell_id, event_type, tac ORDER BY source_file, source_row
@@ -41,6 +44,6 @@ ranked AS (
     FROM candidates
 )
 
-SELECT source_file, source_row
+SELECT file_number, source_row
 FROM ranked
 WHERE copy_number > 1

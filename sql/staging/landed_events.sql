@@ -5,7 +5,9 @@
 -- Speed (docs/performance.md): what depends on a value only is computed once per distinct value
 -- (IMSI checks and home network per identity, cell validity per cell and local date).
 WITH
-landed_with_partition AS (
+-- The raw rows are read twice (the cells met, then every row) rather than held: held, they were every
+-- raw field of the run's rows, and spilled under the memory limit at 13 M rows (docs/performance.md).
+landed_with_partition AS NOT MATERIALIZED (
     SELECT
         landed.*,
         CASE
@@ -17,7 +19,7 @@ landed_with_partition AS (
     FROM landed
 ),
 
-rows_of_run AS (
+rows_of_run AS NOT MATERIALIZED (
     SELECT * FROM landed_with_partition
     WHERE event_date BETWEEN $first_day AND $last_day
 ),
@@ -60,7 +62,7 @@ cell_status AS (
 normalised AS (
     SELECT
         rows_of_run.event_date,
-        rows_of_run.source_file,
+        rows_of_run.file_number,
         rows_of_run.source_row,
         rows_of_run.event_time_raw,
         rows_of_run.event_time,
@@ -100,7 +102,7 @@ normalised AS (
 -- normalised ones. Exact duplicates are marked next (landed_duplicates.sql): false here.
 SELECT
     event_date,
-    source_file,
+    file_number,  -- landed_files has its path
     source_row,
     CASE WHEN reason IS NOT NULL THEN event_time_raw END AS event_time_raw,
     event_time,

@@ -3,16 +3,28 @@
 -- Files that could not be read at all are listed with status 'unreadable' and no row counts.
 -- Reads the temp tables landed_events, landed_files and unreadable_files (crowd_platform/defs/staging/ingest.py).
 WITH
-counted AS (
+counted_by_number AS (
     SELECT
         event_date,
-        source_file,
+        file_number,
         count(*) AS landed_rows,
         count(*) FILTER (WHERE reason IS NULL AND NOT is_duplicate) AS staged_rows,
         count(*) FILTER (WHERE reason IS NOT NULL) AS rejected_rows,
         count(*) FILTER (WHERE is_duplicate) AS duplicate_rows
     FROM landed_events
-    GROUP BY event_date, source_file
+    GROUP BY event_date, file_number
+),
+
+counted AS (
+    SELECT
+        counted_by_number.event_date,
+        landed_files.source_file,
+        counted_by_number.landed_rows,
+        counted_by_number.staged_rows,
+        counted_by_number.rejected_rows,
+        counted_by_number.duplicate_rows
+    FROM counted_by_number
+    JOIN landed_files USING (file_number)
 )
 
 SELECT

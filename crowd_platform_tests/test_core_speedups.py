@@ -255,3 +255,75 @@ def test_devices_hours_and_gaps_equal_the_plain_definitions(time_zone: str, days
         for day in days
     )
     assert repeated_hour_seen == clocks_go_back
+
+
+# The plain definition of core.device_nights' hours: distinct local hours (as the instants they start)
+# per device, night and municipality, by a time-zone truncation of every event.
+PLAIN_NIGHT_HOURS = """
+SELECT nights.day AS event_date, events.device_key, cells.municipality_code,
+       count(DISTINCT date_trunc('hour', events.event_time)) AS hours
+FROM staging.events AS events
+JOIN (SELECT CAST($day AS DATE) AS day,
+             CAST(CAST($day AS DATE) AS TIMESTAMPTZ) + to_hours(CAST($night_start_hour AS BIGINT)) AS night_start,
+             CAST(CAST($day AS DATE) + 1 AS TIMESTAMPTZ) + to_hours(CAST($night_end_hour AS BIGINT)) AS night_end
+     ) AS nights ON events.event_time >= nights.night_start AND events.event_time < nights.night_end
+JOIN reference.cells AS cells ON cells.cell_id = events.cell_id
+GROUP BY ALL
+"""
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "days"),
+    [
+        # summer, and the nights before the spring and autumn changes (01:00 UTC)
+        ("Europe/Stockholm", [dt.date(2022, 6, 2), dt.date(2022, 3, 26), dt.date(2022, 10, 29)]),
+        ("Asia/Kolkata", [dt.date(2022, 6, 2)]),
+        ("Australia/Lord_Howe", [dt.date(2022, 4, 2), dt.date(2022, 10, 1)]),
+    ],
+)
+def test_device_nights_hours_equal_the_plain_definition(time_zone: str, days: list[dt.date]) -> None:
+    """core.device_nights truncates an event to its local hour by integer division where the hour's
+    offset is whole: the hours it counts equal a time-zone truncation of every event."""
+    generator = random.Random(f"nights {time_zone}")
+    zone = ZoneInfo(time_zone)
+    municipalities = {cell: f"{1200 + number % 3}" for number, cell in enumerate(CELLS)}
+    events: list[tuple[str, int, str]] = []
+    for day in days:
+        evening = _local_day_start_us(day, zone) + 20 * 3_600 * US
+        for device_number in range(30):
+            times = [evening + generator.randrange(14 * 3_600) * US for _ in range(generator.randrange(1, 40))]
+            events += [(f"device-{device_number:02d}", t, generator.choice(list(CELLS))) for t in times]
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{time_zone}'")
+    for schema in ("staging", "reference"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    con.execute(
+        "CREATE TABLE staging.events (event_date DATE, device_key VARCHAR, event_time TIMESTAMPTZ, cell_id VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO staging.events VALUES (?, ?, make_timestamptz(?), ?)",
+        [[_local_date(t, zone), d, t, c] for d, t, c in events],
+    )
+    con.execute(
+        "CREATE TABLE reference.cells (cell_id VARCHAR, municipality_code VARCHAR, valid_from DATE, valid_to DATE)"
+    )
+    con.executemany(
+        "INSERT INTO reference.cells VALUES (?, ?, DATE '2020-01-01', NULL)",
+        [[c, m] for c, m in municipalities.items()],
+    )
+    query = load_sql("core/device_nights")
+    methodology = Methodology()
+    for day in days:
+        params = {**methodology.sql_params(), "first_day": day, "last_day": day}
+        found = con.execute(
+            f"SELECT device_key, night_municipality, hours_in_municipality, hours_observed FROM ({query}) ORDER BY ALL",
+            bind(query, params),
+        ).fetchall()
+        plain_params = {**methodology.sql_params(), "day": day}
+        plain = con.execute(
+            "SELECT device_key, arg_max(municipality_code, struct_pack(h := hours, m := municipality_code)), "
+            f"max(hours), sum(hours) FROM ({PLAIN_NIGHT_HOURS}) GROUP BY device_key ORDER BY ALL",
+            bind(PLAIN_NIGHT_HOURS, plain_params),
+        ).fetchall()
+        assert len(found) > 20
+        assert found == plain, day

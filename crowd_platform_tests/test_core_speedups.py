@@ -36,6 +36,15 @@ CELLS = {
 }
 
 
+def _connection(time_zone: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory warehouse in `time_zone` with the schemas the steps read."""
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{time_zone}'")
+    for schema in ("staging", "reference"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    return con
+
+
 def _local_day_start_us(day: dt.date, zone: ZoneInfo) -> int:
     return int(dt.datetime.combine(day, dt.time(), tzinfo=zone).timestamp() * US)
 
@@ -139,10 +148,7 @@ def test_event_flags_in_one_pass_equal_the_rules_step_by_step() -> None:
         ("edge-reach-after", next_day_start - 20 * US, far_cell),
         ("edge-reach-after", next_day_start + 5_300 * US, home),
     ]
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'Europe/Stockholm'")
-    con.execute("CREATE SCHEMA staging")
-    con.execute("CREATE SCHEMA reference")
+    con = _connection("Europe/Stockholm")
     con.execute(
         "CREATE TABLE staging.events (event_date DATE, device_key VARCHAR, event_time TIMESTAMPTZ, cell_id VARCHAR)"
     )
@@ -173,17 +179,19 @@ def test_event_flags_in_one_pass_equal_the_rules_step_by_step() -> None:
     assert found == expected
 
 
-@pytest.mark.parametrize(
-    ("time_zone", "days"),
-    [
-        # summer, and the spring and autumn changes (01:00 UTC)
-        ("Europe/Stockholm", [dt.date(2022, 6, 2), dt.date(2022, 3, 27), dt.date(2022, 10, 30)]),
-        # an offset of whole hours plus 30 minutes: every hour is converted event by event
-        ("Asia/Kolkata", [dt.date(2022, 6, 2)]),
-        # a change of 30 minutes (back on 3 April, forward on 2 October 2022)
-        ("Australia/Lord_Howe", [dt.date(2022, 4, 3), dt.date(2022, 10, 2)]),
-    ],
-)
+# Days where local hours are not simply UTC hours shifted: the per-hour tables of core.devices and
+# core.device_nights must fall back to converting event by event, or agree with the conversion.
+TIME_ZONE_DAYS = [
+    # summer, and the spring and autumn changes (01:00 UTC)
+    ("Europe/Stockholm", [dt.date(2022, 6, 2), dt.date(2022, 3, 27), dt.date(2022, 10, 30)]),
+    # an offset of whole hours plus 30 minutes: every hour is converted event by event
+    ("Asia/Kolkata", [dt.date(2022, 6, 2)]),
+    # a change of 30 minutes (back on 3 April, forward on 2 October 2022)
+    ("Australia/Lord_Howe", [dt.date(2022, 4, 3), dt.date(2022, 10, 2)]),
+]
+
+
+@pytest.mark.parametrize(("time_zone", "days"), TIME_ZONE_DAYS)
 def test_devices_hours_and_gaps_equal_the_plain_definitions(time_zone: str, days: list[dt.date]) -> None:
     generator = random.Random(time_zone)
     zone = ZoneInfo(time_zone)
@@ -195,10 +203,7 @@ def test_devices_hours_and_gaps_equal_the_plain_definitions(time_zone: str, days
             times = [generator.randrange(day_start, day_end) for _ in range(generator.randrange(1, 60))]
             times += generator.sample(times, min(3, len(times)))  # the same time twice
             events += [(device, t, generator.choice(list(CELLS)[:3])) for t in times]
-    con = duckdb.connect()
-    con.execute(f"SET TimeZone = '{time_zone}'")
-    for schema in ("staging", "reference"):
-        con.execute(f"CREATE SCHEMA {schema}")
+    con = _connection(time_zone)
     con.execute(
         "CREATE TABLE staging.events (event_date DATE, device_key VARCHAR, event_time TIMESTAMPTZ, cell_id VARCHAR, "
         "home_mcc VARCHAR, home_mnc VARCHAR, tac VARCHAR)"
@@ -274,16 +279,12 @@ GROUP BY ALL
 
 @pytest.mark.parametrize(
     ("time_zone", "days"),
-    [
-        # summer, and the nights before the spring and autumn changes (01:00 UTC)
-        ("Europe/Stockholm", [dt.date(2022, 6, 2), dt.date(2022, 3, 26), dt.date(2022, 10, 29)]),
-        ("Asia/Kolkata", [dt.date(2022, 6, 2)]),
-        ("Australia/Lord_Howe", [dt.date(2022, 4, 2), dt.date(2022, 10, 1)]),
-    ],
+    # the nights that end on those days
+    [(zone, [day - dt.timedelta(days=1) for day in days]) for zone, days in TIME_ZONE_DAYS],
 )
 def test_device_nights_hours_equal_the_plain_definition(time_zone: str, days: list[dt.date]) -> None:
-    """core.device_nights truncates an event to its local hour by integer division where the hour's
-    offset is whole: the hours it counts equal a time-zone truncation of every event."""
+    """core.device_nights truncates events to their local hour once per UTC hour where that hour lies
+    within one local hour: the hours it counts equal a time-zone truncation of every event."""
     generator = random.Random(f"nights {time_zone}")
     zone = ZoneInfo(time_zone)
     municipalities = {cell: f"{1200 + number % 3}" for number, cell in enumerate(CELLS)}
@@ -293,10 +294,7 @@ def test_device_nights_hours_equal_the_plain_definition(time_zone: str, days: li
         for device_number in range(30):
             times = [evening + generator.randrange(14 * 3_600) * US for _ in range(generator.randrange(1, 40))]
             events += [(f"device-{device_number:02d}", t, generator.choice(list(CELLS))) for t in times]
-    con = duckdb.connect()
-    con.execute(f"SET TimeZone = '{time_zone}'")
-    for schema in ("staging", "reference"):
-        con.execute(f"CREATE SCHEMA {schema}")
+    con = _connection(time_zone)
     con.execute(
         "CREATE TABLE staging.events (event_date DATE, device_key VARCHAR, event_time TIMESTAMPTZ, cell_id VARCHAR)"
     )

@@ -126,7 +126,8 @@ def _create_raw_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
 def _create_run_tables(con: duckdb.DuckDBPyConnection) -> None:
     """What a run accumulates over its folders: the files read and those that could not be."""
     con.execute("CREATE OR REPLACE TEMP TABLE unreadable_files (event_date DATE, source_file VARCHAR, error VARCHAR)")
-    # Every file read, with its number and row count: a file without data rows is still listed in load_audit.
+    # Every file read, with its number and row count (NULL if it could not be read): a file without data
+    # rows is still listed in load_audit.
     con.execute(
         "CREATE OR REPLACE TEMP TABLE landed_files "
         "(file_number INTEGER, delivery_date DATE, source_file VARCHAR, rows BIGINT)"
@@ -229,8 +230,10 @@ def _read_file(
     tac = "CAST(tac AS VARCHAR)" if "tac" in columns else "CAST(NULL AS VARCHAR)"
     if is_csv:
         con.execute("SET preserve_insertion_order = true")
+    # Numbered before reading, so that a number is never reused, even after a failed read.
     found = con.execute("SELECT coalesce(max(file_number), 0) + 1 FROM landed_files").fetchone()
     file_number = int(found[0]) if found else 1
+    con.execute("INSERT INTO landed_files VALUES (?, ?, ?, NULL)", [file_number, delivery, relative])
     con.execute(
         f"""
         INSERT INTO {table}
@@ -253,9 +256,10 @@ def _read_file(
     if is_csv:
         con.execute("SET preserve_insertion_order = false")  # the connection default (warehouse.py)
         _land_csv_rejects(con, file_number, delivery, table)
-    count = con.execute(f"SELECT count(*) FROM {table} WHERE file_number = ?", [file_number]).fetchone()
     con.execute(
-        "INSERT INTO landed_files VALUES (?, ?, ?, ?)", [file_number, delivery, relative, count[0] if count else 0]
+        f"UPDATE landed_files SET rows = (SELECT count(*) FROM {table} WHERE file_number = $file_number) "
+        "WHERE file_number = $file_number",
+        {"file_number": file_number},
     )
 
 

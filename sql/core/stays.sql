@@ -1,15 +1,16 @@
 -- core.stays: one row per stay of a device at a place (here: a cell, after A-B-A smoothing).
 -- The stays of day D are found in the events of D - 1 (its last minutes) .. D + 1 (of the devices
--- seen on both sides of D's end) and nothing else,
--- whatever range of days a run covers, so that a re-run of one day gives the same rows as a
--- backfill: a stay across midnight is whole, a stay belongs to the local day it starts, and a stay
--- that goes on past the end of the next day ends there.
+-- seen on both sides of D's end) and nothing else, whatever range of days a run covers, so that a
+-- re-run of one day gives the same rows as a backfill: a stay across midnight is whole, a stay
+-- belongs to the local day it starts, and a stay that goes on past the end of the next day ends there.
 WITH
 target_days AS (
     SELECT
         target_day,
         epoch_us(CAST(target_day AS TIMESTAMPTZ)) AS day_start_us,  -- local midnight
-        epoch_us(CAST(target_day + 1 AS TIMESTAMPTZ)) AS day_end_us
+        epoch_us(CAST(target_day + 1 AS TIMESTAMPTZ)) AS day_end_us,
+        -- how far from a midnight an event can still take part in a stay across it
+        greatest($stay_max_gap_s, $pingpong_max_s) * 1000000 AS midnight_reach_us
     FROM (
         SELECT CAST(unnest(range(CAST($first_day AS TIMESTAMP), CAST($last_day AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY)) AS DATE) AS target_day
     )
@@ -25,16 +26,14 @@ devices_across_midnight AS (
     FROM staging.events AS events
     JOIN target_days
         ON events.event_date = target_days.target_day
-       AND epoch_us(events.event_time)
-           >= target_days.day_end_us - greatest($stay_max_gap_s, $pingpong_max_s) * 1000000
+       AND epoch_us(events.event_time) >= target_days.day_end_us - target_days.midnight_reach_us
     WHERE events.event_date BETWEEN $first_day AND $last_day
     INTERSECT
     SELECT target_days.target_day, events.device_key
     FROM staging.events AS events
     JOIN target_days
         ON events.event_date = target_days.target_day + 1
-       AND epoch_us(events.event_time)
-           < target_days.day_end_us + greatest($stay_max_gap_s, $pingpong_max_s) * 1000000
+       AND epoch_us(events.event_time) < target_days.day_end_us + target_days.midnight_reach_us
     WHERE events.event_date BETWEEN $first_day + 1 AND $last_day + 1
 ),
 
@@ -58,8 +57,7 @@ events_before_target_days AS (
     FROM staging.events AS events
     JOIN target_days
         ON events.event_date = target_days.target_day - 1
-       AND epoch_us(events.event_time)
-           >= target_days.day_start_us - greatest($stay_max_gap_s, $pingpong_max_s) * 1000000
+       AND epoch_us(events.event_time) >= target_days.day_start_us - target_days.midnight_reach_us
     WHERE events.event_date BETWEEN $first_day - 1 AND $last_day - 1
 ),
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-METHODOLOGY_VERSION = "0.2"  # 0.2: intervals carry the zone attribution error
+METHODOLOGY_VERSION = "0.3"  # 0.2: intervals carry the zone attribution error; 0.3: inseparable zones from 0
 
 
 class Methodology(dg.ConfigurableResource):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +91,24 @@ def ingest_connection(cell_id: str, threads: int) -> duckdb.DuckDBPyConnection:
         [cell_id],
     )
     return connection
+
+
+def write_zone_attribution(
+    con: duckdb.DuckDBPyConnection, methodology: object = None, inseparable: Iterable[str] = ()
+) -> None:
+    """reference.zone_attribution for a hand-made reference.zones, by the pipeline's own SQL: each zone gets a
+    cell covering mostly it, except the `inseparable` ones, which have only a small cell standing in them.
+    `methodology`: a crowd_platform.methodology.Methodology (default: the defaults)."""
+    from crowd_platform.methodology import Methodology
+    from crowd_platform.warehouse import TableWrite, load_sql, write_tables
+
+    inseparable = set(inseparable)
+    zones = [zone for (zone,) in con.execute("SELECT zone_id FROM reference.zones").fetchall()]
+    con.execute("CREATE TABLE reference.cell_zone_weights (cell_id VARCHAR, zone_id VARCHAR, weight DOUBLE, "
+                "site_in_zone BOOLEAN)")  # fmt: skip
+    con.executemany(
+        "INSERT INTO reference.cell_zone_weights VALUES ('cell_' || ?, ?, ?, ?)",
+        [(z, z, 0.1, True) if z in inseparable else (z, z, 0.9, False) for z in zones],
+    )
+    params = (methodology or Methodology()).sql_params()
+    write_tables(con, [TableWrite("reference.zone_attribution", load_sql("reference/zone_attribution"), params)], None)

@@ -34,7 +34,7 @@ from crowd_platform.defs.marts.disclosure import (
 )
 from crowd_platform.methodology import Methodology
 from crowd_platform.warehouse import Warehouse, load_sql
-from crowd_platform_tests.conftest import FIRST_DAY, BuiltWorld
+from crowd_platform_tests.conftest import FIRST_DAY, BuiltWorld, write_zone_attribution
 
 DAY = FIRST_DAY
 SHARE = 0.4
@@ -91,6 +91,7 @@ def write_core_world(path: Path) -> None:
             "municipality_code VARCHAR)"
         )
         con.executemany("INSERT INTO reference.zones VALUES (?, ?, ?, ?, '1283')", [(z, z, k, p) for z, k, p in ZONES])
+        write_zone_attribution(con)
         con.execute(
             "CREATE TABLE core.zone_visits (event_date DATE, device_key VARCHAR, zone_id VARCHAR, "
             "visit_start TIMESTAMPTZ, visit_end TIMESTAMPTZ, dwell_s DOUBLE, is_visit BOOLEAN, visitor_class VARCHAR, "

@@ -20,7 +20,7 @@ import pytest
 
 from crowd_platform.methodology import Methodology
 from crowd_platform.warehouse import TableWrite, load_sql, write_tables
-from crowd_platform_tests.conftest import BuiltWorld
+from crowd_platform_tests.conftest import BuiltWorld, write_zone_attribution
 
 START, END = dt.date(2022, 6, 15), dt.date(2022, 6, 21)  # a Wednesday to a Tuesday: each weekday once
 BASELINE = [dt.date(2022, 6, 1) + dt.timedelta(days=i) for i in range(14)]  # two of each weekday before
@@ -60,6 +60,7 @@ def compute_kpis(
     zone_daily_k: int = K,
     withheld_cells: Iterable[tuple[dt.date, str]] = (),
     methodology: Methodology | None = None,
+    inseparable: Iterable[str] = (),
 ) -> pl.DataFrame:
     """Write the warehouse tables the KPI step reads, run the step, return marts.event_kpis.
 
@@ -77,6 +78,8 @@ def compute_kpis(
     zones = [(zone, "area", None) for zone in main_zones] + [(v, "venue", p) for v, p in (venues or {}).items()]
     con.execute("CREATE TABLE reference.zones (zone_id VARCHAR, name VARCHAR, kind VARCHAR, parent_zone_id VARCHAR)")
     con.executemany("INSERT INTO reference.zones VALUES (?, upper(?), ?, ?)", [(z, z, k, p) for z, k, p in zones])
+    params = (methodology or SAMPLING_ONLY).sql_params()
+    write_zone_attribution(con, methodology or SAMPLING_ONLY, inseparable)
     con.execute(
         "CREATE TABLE core.zone_visits (event_date DATE, device_key VARCHAR, zone_id VARCHAR, dwell_s DOUBLE, "
         "is_visit BOOLEAN, visitor_class VARCHAR, origin_country VARCHAR, home_municipality VARCHAR)"
@@ -111,7 +114,6 @@ def compute_kpis(
         """,
         {"k": zone_daily_k, "withheld": [f"{day} {zone}" for day, zone in withheld_cells]},
     )
-    params = (methodology or SAMPLING_ONLY).sql_params()
     write_tables(con, [TableWrite("marts.event_kpis", load_sql("marts/event_kpis"), params)], None)
     frame = con.execute("FROM marts.event_kpis").pl()
     con.close()
@@ -217,6 +219,30 @@ def test_attribution_error_widens_counts_by_its_factor_and_leaves_ratios_alone(t
 
     share, share_plain = kpi(widened, "international_share"), kpi(plain, "international_share")
     assert [share[c] for c in ("low", "value", "high")] == [share_plain[c] for c in ("low", "value", "high")]
+
+
+def test_counts_of_an_inseparable_zone_have_intervals_from_zero(tmp_path: Path) -> None:
+    """A venue counted only through a small cell that covers mostly its surroundings: every device seen there
+    may have been outside it, so each count involving it (visits, unique visitors, overlaps) has low = 0 and
+    its high as before; the event-wide figures over the separable main zones keep their low ends."""
+    at_area, at_both = people("a", 20), people("b", 12)
+    visits = visits_of(at_area + at_both, EVENT_DAYS[:2], "area_a") + visits_of(at_both, EVENT_DAYS[:2], "venue_v")
+    venues = {"venue_v": "area_a"}
+    methodology = Methodology(attribution_log_sd_area=0.2, attribution_log_sd_venue=0.5)
+    separable = compute_kpis(tmp_path, visits, venues=venues, methodology=methodology)
+    (tmp_path / "inseparable").mkdir()
+    inseparable = compute_kpis(tmp_path / "inseparable", visits, venues=venues, methodology=methodology,
+                               inseparable=["venue_v"])  # fmt: skip
+    for metric, zone, other in [("visits", "venue_v", None), ("unique_visitors", "venue_v", None),
+                                ("zone_overlap", "area_a", "venue_v")]:  # fmt: skip
+        before, after = kpi(separable, metric, zone, other), kpi(inseparable, metric, zone, other)
+        assert before["low"] > 0, (metric, zone)
+        assert (after["low"], after["value"], after["high"]) == (0, before["value"], before["high"]), (metric, zone)
+    for metric, zone in [("visits", None), ("unique_visitors", None), ("visits", "area_a"),
+                         ("days_attended_mean", None)]:  # fmt: skip
+        before, after = kpi(separable, metric, zone), kpi(inseparable, metric, zone)
+        assert (after["low"], after["value"], after["high"]) == (before["low"], before["value"], before["high"])
+        assert after["low"] > 0, (metric, zone)
 
 
 def test_attribution_error_widens_the_uplift_by_the_event_visits(tmp_path: Path) -> None:

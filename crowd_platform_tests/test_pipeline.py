@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from crowd_platform.methodology import Methodology
-from crowd_platform.warehouse import bind, load_sql
+from crowd_platform.warehouse import TableWrite, bind, load_sql, write_tables
 from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, BuiltWorld
 
 # DESIGN section 4: the contract columns of every output table.
@@ -198,21 +198,50 @@ def test_event_kpis_have_the_headline_metrics(world: BuiltWorld) -> None:
     assert countries == 2  # Sweden and Denmark, both with at least k devices
 
 
-def test_zone_daily_intervals_widen_by_the_attribution_error_of_areas_and_venues(world: BuiltWorld) -> None:
-    """The mart's SQL run without and with a log-scale attribution error: estimates stay, each bound moves
-    by the factor e^(z sd) of the zone's kind (up to the rounding to 10), venues by their own sd."""
+def test_zone_attribution_counts_a_zone_by_the_cells_that_put_devices_in_it(private_world: BuiltWorld) -> None:
+    """Venue V is counted through the small cell standing in it (a sector with 29 % of its coverage in V does
+    not count); every zone of the world has a cell covering mostly it, so all are separable. With a weight
+    threshold no cell reaches, the zones are counted only through cells standing in them: none is separable."""
+
+    def attribution(methodology: Methodology) -> dict[str, tuple]:
+        query = load_sql("reference/zone_attribution")
+        write_tables(con, [TableWrite("reference.zone_attribution", query, methodology.sql_params())], None)
+        rows = con.execute(
+            "SELECT zone_id, counting_cells, separable, attribution_log_sd FROM reference.zone_attribution"
+        )
+        return {zone: rest for zone, *rest in rows.fetchall()}
+
+    with duckdb.connect(str(private_world.warehouse)) as con:
+        default, strict = attribution(Methodology()), attribution(Methodology(zone_min_weight=1.5))
+    area, venue = Methodology().attribution_log_sd_area, Methodology().attribution_log_sd_venue
+    assert default == {"area_a": [4, True, area], "area_b": [1, True, area], "venue_v": [1, True, venue]}
+    assert strict == {"area_a": [4, False, area], "area_b": [1, False, area], "venue_v": [1, False, venue]}
+
+
+def test_zone_daily_intervals_widen_by_the_attribution_error_of_areas_and_venues(
+    private_world: BuiltWorld,
+) -> None:
+    """The zone attribution and the mart's SQL run without and with a log-scale attribution error: estimates
+    stay, each bound moves by the factor e^(z sd) of the zone's kind (up to the rounding to 10), venues by
+    their own sd; a zone not separable from its surroundings has its low ends at 0 either way."""
     area_sd, venue_sd = 0.2, 0.6
-    query = load_sql("marts/zone_daily")
 
     def zone_daily(area: float, venue: float) -> pl.DataFrame:
         methodology = Methodology(attribution_log_sd_area=area, attribution_log_sd_venue=venue)
         params = {**methodology.sql_params(), "first_day": FIRST_DAY, "last_day": LAST_DAY}
+        attribution = TableWrite("reference.zone_attribution", load_sql("reference/zone_attribution"), params)
+        write_tables(con, [attribution], None)
+        # The world's venue has a small cell inside it; here it is as if its only cell covered mostly area A.
+        con.execute("UPDATE reference.zone_attribution SET separable = false WHERE zone_id = 'venue_v'")
+        query = load_sql("marts/zone_daily")
         return con.execute(f"FROM ({query}) WHERE NOT suppressed", bind(query, params)).pl()
 
-    with duckdb.connect(str(world.warehouse), read_only=True) as con:
+    with duckdb.connect(str(private_world.warehouse)) as con:
         sampling_only, widened = zone_daily(0.0, 0.0), zone_daily(area_sd, venue_sd)
         parents = dict(con.execute("SELECT zone_id, parent_zone_id FROM reference.zones").fetchall())
+        separable = dict(con.execute("SELECT zone_id, separable FROM reference.zone_attribution").fetchall())
     assert sampling_only.height and any(parents[z] for z in sampling_only["zone_id"]), "the world needs a venue"
+    assert {separable[z] for z in sampling_only["zone_id"]} == {True, False}, "and zones of both sorts"
     rows = sampling_only.join(widened, on=["event_date", "zone_id"], suffix="_widened")
     assert rows.height == sampling_only.height
     z = Methodology().confidence_z
@@ -222,5 +251,9 @@ def test_zone_daily_intervals_widen_by_the_attribution_error_of_areas_and_venues
         # The sampling bounds were rounded outward to 10 from the unrounded ones, then widened and rounded again.
         assert (row["visitors_est_high"] - 10) * factor <= row["visitors_est_high_widened"]
         assert row["visitors_est_high_widened"] <= row["visitors_est_high"] * factor + 10
+        if not separable[row["zone_id"]]:
+            assert row["visitors_est_low"] == row["visitors_est_low_widened"] == row["visits_est_low_widened"] == 0
+            continue
         assert row["visitors_est_low"] / factor - 10 <= row["visitors_est_low_widened"]
         assert row["visitors_est_low_widened"] <= (row["visitors_est_low"] + 10) / factor
+        assert row["visitors_est_low_widened"] > 0

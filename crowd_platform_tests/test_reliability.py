@@ -414,8 +414,8 @@ def test_a_changed_reference_file_gets_a_new_data_version_and_an_unchanged_one_k
         run_job(instance, "reference_job", {})
         second = reference_versions(instance)
     changed = {key for key in first if first[key] != second[key]}
-    # cells changed; cell_zone_weights, derived from it, gets a new version from its inputs.
-    assert changed == {"reference/cells", "reference/cell_zone_weights"}
+    # cells changed; cell_zone_weights and zone_attribution, derived from it, get new versions from their inputs.
+    assert changed == {"reference/cells", "reference/cell_zone_weights", "reference/zone_attribution"}
     graph = defs.resolve_asset_graph()
     for key in ("core/stays", "marts/zone_daily", "reference/cells", "staging/events"):
         assert graph.get(dg.AssetKey.from_user_string(key)).code_version, f"{key} has no code version"

@@ -27,10 +27,12 @@
 -- mean over persons, can differ a little from visits / unique_visitors when a person's share changes).
 -- The uplift's interval adds the baseline's day-to-day variation (pooled over weekdays, less its sampling
 -- part): the unknown normal level of each event day and the error of the baseline's weekday means.
--- Zone attribution error (methodology attribution_log_sd_*, measured in a validation world): the interval
--- of a count is widened by a factor exp(-+z * sd), the venue's sd when a venue is involved, else the
--- area's; ratios (shares, means) are left as they are (a common error cancels in them); the uplift's
--- variance adds (sd * the zone's event visits)^2, since the error moves the event days' visits.
+-- Zone attribution error (reference.zone_attribution, measured in a validation world): the interval of a
+-- count is widened by a factor exp(-+z * sd), with the largest sd of the zones it counts (the event's main
+-- zones for an event-wide KPI); its low end is 0 when one of them is not separable from its surroundings
+-- (every device seen there may have been outside it). Ratios (shares, means) are left as they are (a
+-- common error cancels in them); the uplift's variance adds (sd * the zone's event visits)^2, since the
+-- error moves the event days' visits.
 --
 -- Disclosure control (suppression_rule; DESIGN section 5): a KPI with fewer than $k distinct devices
 -- behind it is suppressed ('primary_k'). Then, so that no suppressed figure can be recovered by
@@ -594,6 +596,17 @@ second_pass AS (
     LEFT JOIN relation_withheld USING (event_id, metric, zone_id, other_zone_id, category)
 ),
 
+kpi_attribution AS (  -- over the zones a KPI counts: its zone (and other zone), or the event's main zones
+    SELECT kpis.event_id, kpis.zone_id, kpis.other_zone_id,
+           max(attribution.attribution_log_sd) AS attribution_sd, bool_and(attribution.separable) AS separable
+    FROM (SELECT DISTINCT event_id, zone_id, other_zone_id FROM second_pass) AS kpis
+    JOIN reference.events AS events ON events.event_id = kpis.event_id
+    JOIN reference.zone_attribution AS attribution
+        ON CASE WHEN kpis.zone_id = '' THEN attribution.zone_id = events.main_zone_id
+                ELSE attribution.zone_id IN (kpis.zone_id, kpis.other_zone_id) END
+    GROUP BY kpis.event_id, kpis.zone_id, kpis.other_zone_id
+),
+
 -- Step 3: uplifts of zones whose visits step 2 withheld.
 final_kpis AS (
     SELECT kpis.*,
@@ -609,13 +622,14 @@ final_kpis AS (
                 WHEN kpis.metric = 'international_share' THEN 0
                 WHEN kpis.metric = 'uplift' THEN NULL
                 ELSE kpis.devices END AS floor_value,
-           CASE WHEN kpis.metric IN ('days_attended_mean', 'visits_per_visitor', 'international_share') THEN 0
-                WHEN EXISTS (SELECT 1 FROM reference.zones AS zones
-                             WHERE zones.parent_zone_id IS NOT NULL AND zones.zone_id IN (kpis.zone_id, kpis.other_zone_id))
-                    THEN $attribution_log_sd_venue
-                ELSE $attribution_log_sd_area END AS attribution_sd,
+           coalesce(attribution.attribution_sd, 0) AS attribution_sd,
+           coalesce(attribution.separable, true) AS separable,
            visits.value AS uplift_visits
     FROM second_pass AS kpis
+    LEFT JOIN kpi_attribution AS attribution  -- ratios (shares, means) carry no attribution error
+        ON attribution.event_id = kpis.event_id AND attribution.zone_id = kpis.zone_id
+       AND attribution.other_zone_id = kpis.other_zone_id
+       AND kpis.metric NOT IN ('days_attended_mean', 'visits_per_visitor', 'international_share')
     LEFT JOIN second_pass AS visits
         ON kpis.metric = 'uplift' AND visits.metric = 'visits' AND visits.event_id = kpis.event_id
        AND visits.zone_id = kpis.zone_id AND visits.other_zone_id = '' AND visits.category = ''
@@ -628,6 +642,7 @@ SELECT
     CASE WHEN suppression_rule IS NULL THEN round(value, decimals) END AS value,
     CASE WHEN suppression_rule IS NULL AND se IS NOT NULL
          THEN round(CASE WHEN metric = 'uplift' THEN value - $z * sqrt(se ^ 2 + (attribution_sd * uplift_visits) ^ 2)
+                         WHEN NOT separable THEN 0
                          ELSE greatest(value - $z * se, floor_value) / exp($z * attribution_sd) END,
                     decimals) END AS low,
     CASE WHEN suppression_rule IS NULL AND se IS NOT NULL

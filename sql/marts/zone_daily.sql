@@ -6,7 +6,9 @@
 -- Variance of an estimate v / p for a group of v devices and share p: binomial sampling of who
 -- is a subscriber, v (1 - p) / p^2, plus the share's own error, (v / p)^2 * var(p) / p^2. The
 -- sampling interval is then widened by the zone attribution error, a factor exp(-+z * sd) with sd the
--- log-scale error of an area's or a venue's counts (methodology; 0 leaves sampling only).
+-- log-scale error of an area's or a venue's counts (reference.zone_attribution; 0 leaves sampling
+-- only). A zone that is not separable from its surroundings (counted only through cells that cover
+-- mostly the surroundings) has intervals from 0: every device seen there may have been outside it.
 WITH
 visitor_days AS (
     SELECT event_date, zone_id, device_key, count(*) AS visits
@@ -59,11 +61,9 @@ dwell AS (
     GROUP BY ALL
 ),
 
-attribution_error AS (  -- venues stand inside an area; their attribution is the less certain
-    SELECT zone_id,
-           exp($z * CASE WHEN parent_zone_id IS NULL THEN $attribution_log_sd_area
-                         ELSE $attribution_log_sd_venue END) AS factor
-    FROM reference.zones
+attribution_error AS (
+    SELECT zone_id, exp($z * attribution_log_sd) AS factor, separable
+    FROM reference.zone_attribution
 ),
 
 ledger AS (
@@ -77,6 +77,7 @@ publishable AS (
         zone_estimates.*,
         dwell.median_dwell_min,
         coalesce(attribution_error.factor, 1) AS attribution_factor,
+        coalesce(attribution_error.separable, true) AS separable,
         -- The ledger decides; a group under k is suppressed even if the ledger were stale.
         coalesce(ledger.suppression_rule, CASE WHEN zone_estimates.visitors < $k THEN 'primary_k' END) AS suppression_rule
     FROM zone_estimates
@@ -91,12 +92,14 @@ SELECT
     CASE WHEN suppression_rule IS NULL THEN visits END AS visits,
     CASE WHEN suppression_rule IS NULL THEN visitors END AS visitors,
     CASE WHEN suppression_rule IS NULL THEN round(visits_est, -1) END AS visits_est,
-    CASE WHEN suppression_rule IS NULL
+    CASE WHEN suppression_rule IS NULL AND NOT separable THEN 0
+         WHEN suppression_rule IS NULL
          THEN floor(greatest(visits_est - $z * visitors_se * visits_est / visitors_est, visits) / attribution_factor / 10) * 10 END AS visits_est_low,
     CASE WHEN suppression_rule IS NULL
          THEN ceil((visits_est + $z * visitors_se * visits_est / visitors_est) * attribution_factor / 10) * 10 END AS visits_est_high,
     CASE WHEN suppression_rule IS NULL THEN round(visitors_est, -1) END AS visitors_est,
-    CASE WHEN suppression_rule IS NULL
+    CASE WHEN suppression_rule IS NULL AND NOT separable THEN 0
+         WHEN suppression_rule IS NULL
          THEN floor(greatest(visitors_est - $z * visitors_se, visitors) / attribution_factor / 10) * 10 END AS visitors_est_low,
     CASE WHEN suppression_rule IS NULL
          THEN ceil((visitors_est + $z * visitors_se) * attribution_factor / 10) * 10 END AS visitors_est_high,

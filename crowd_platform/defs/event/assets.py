@@ -30,6 +30,7 @@ EVENT_KPIS = dg.AssetKey(["marts", "event_kpis"])
                 dg.AssetKey(["marts", "zone_daily"]),
                 dg.AssetKey(["reference", "events"]),
                 dg.AssetKey(["reference", "zones"]),
+                dg.AssetKey(["reference", "zone_attribution"]),
             ],
             checks=[
                 SqlCheck(

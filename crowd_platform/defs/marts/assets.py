@@ -17,13 +17,13 @@ from crowd_platform.defs.marts.ledger import (
     LEDGER_TABLE,
     ZONE_PRESENCE_HOURLY,
     ZONE_VISITS,
-    ZONES,
     suppression_ledger,
 )
 from crowd_platform.defs.sql_asset import SqlCheck, sql_asset
 
 ZONE_DAILY = dg.AssetKey(["marts", "zone_daily"])
 ORIGIN_COUNTRY_DAILY = dg.AssetKey(["marts", "origin_country_daily"])
+ZONE_ATTRIBUTION = dg.AssetKey(["reference", "zone_attribution"])
 DAYS = "event_date BETWEEN $first_day AND $last_day"
 
 
@@ -146,7 +146,7 @@ zone_daily = sql_asset(
     "Visits and visitors per zone and day, raw and extrapolated to the population with 95 % "
     "intervals (sampling and zone attribution error; estimates rounded to 10), and the median dwell; "
     "suppressed cells (under k devices, or protecting one) per marts.suppression_ledger.",
-    deps=[ZONE_VISITS, DEVICE_WEIGHTS, LEDGER, ZONES],
+    deps=[ZONE_VISITS, DEVICE_WEIGHTS, LEDGER, ZONE_ATTRIBUTION],
     checks=[
         no_small_groups("marts.zone_daily", "visitors"),
         SqlCheck(

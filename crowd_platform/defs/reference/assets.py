@@ -8,7 +8,7 @@ Versions: each asset's code version is the hash of its SQL; its data version is 
 SQL, the parameters it binds and the bytes of the source files it read. A changed cells.csv,
 zones.geojson or events.toml therefore gives a new data version on the next materialisation,
 and Dagster marks everything downstream stale ("upstream data changed"); an unchanged file gives
-the same data version. An asset without a source file of its own (cell_zone_weights) gets
+the same data version. An asset without a source file of its own (cell_zone_weights, zone_attribution) gets
 Dagster's version computed from its code version and its inputs' data versions.
 """
 
@@ -238,6 +238,13 @@ reference_assets = [
         "Share of each cell's coverage (sector or disc from azimuth, beam width, range) inside each zone.",
         lambda con: [],
         deps=["cells", "zones"],
+    ),
+    reference_asset(
+        "zone_attribution",
+        "How each zone is counted (its counting cells; separable when one of them covers mostly the zone, else "
+        "its intervals start at 0) and its zone attribution error (log-scale sd), read by the marts.",
+        lambda con: [],
+        deps=["zones", "cell_zone_weights"],
     ),
     reference_asset(
         "events", "Events to report (events.toml): dates, main zones, host municipality.", register_events_toml

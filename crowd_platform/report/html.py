@@ -144,6 +144,8 @@ class Page:
             "<em>unique visitors</em> count each person once. Estimates are extrapolated from the operator's "
             "subscribers to the whole population; the 95 % interval shows the uncertainty of that extrapolation "
             "and of placing phones in zones from the cells they use (measured on a synthetic validation world). "
+            "An interval from 0 marks a zone that the network cannot tell from its surroundings (no cell "
+            "covers mostly the zone): the people counted there may all have been just outside it. "
             f"A figure resting on fewer than k = {queries.K} devices is shown as <em>suppressed</em>."
         )
         if event.event_id == queries.SEED_EVENT_ID:

@@ -11,6 +11,12 @@ log-scale sd such that exp(+-z * sd) around the raw count holds the truth on 95 
 i.e. the 95th percentile of |log ratio| divided by z, and the Methodology overrides to use them.
 Zone-days with fewer than `--min-subscribers` true subscriber visitors are left out (their error is
 mostly chance).
+
+The event's two means over persons (`days_attended_mean`, `visits_per_visitor`; `kpis.csv`) carry the
+attribution error too, since the people it adds or misses come on more or fewer days than the others.
+One event gives one log ratio (published / true) per mean, too few for a percentile: their sd is taken
+as the root mean square of those log ratios (the estimate of a zero-centred normal's sd), printed as
+`attribution_log_sd_mean`.
 """
 
 from __future__ import annotations
@@ -50,6 +56,17 @@ def attribution_log_sd(zone_days: pl.DataFrame, parents: dict[str, str | None], 
     )
 
 
+MEANS = ("days_attended_mean", "visits_per_visitor")
+
+
+def mean_log_sd(kpis: pl.DataFrame) -> pl.DataFrame:
+    """The means' log ratios (published / true) and their root mean square, the sd."""
+    means = kpis.filter(pl.col("metric").is_in(MEANS) & (pl.col("status") == "compared")).select(
+        "metric", "value", "true_value", log_error=(pl.col("value") / pl.col("true_value")).log()
+    )
+    return means.with_columns(log_sd=(pl.col("log_error") ** 2).mean().sqrt().round(2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--evaluation", type=Path, required=True)
@@ -63,7 +80,13 @@ def main() -> None:
     with pl.Config(tbl_rows=10, tbl_cols=10):
         print(table)
     sd = dict(zip(table["kind"], table["log_sd"], strict=True))
-    print(f"methodology: attribution_log_sd_area={sd.get('area')} attribution_log_sd_venue={sd.get('venue')}")
+    means = mean_log_sd(pl.read_csv(args.evaluation / "kpis.csv"))
+    print(means)
+    mean_sd = means["log_sd"][0] if means.height else None
+    print(
+        f"methodology: attribution_log_sd_area={sd.get('area')} attribution_log_sd_venue={sd.get('venue')} "
+        f"attribution_log_sd_mean={mean_sd}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-METHODOLOGY_VERSION = "0.3"  # 0.2: intervals carry the zone attribution error; 0.3: inseparable zones from 0
+METHODOLOGY_VERSION = "0.3"  # 0.2: intervals carry the attribution error; 0.3: inseparable zones, means, overlaps
 
 
 class Methodology(dg.ConfigurableResource):
@@ -48,6 +48,9 @@ class Methodology(dg.ConfigurableResource):
     # exp(+-z * sd) so that they say how far attribution can be off, not only sampling. 0 = sampling only.
     attribution_log_sd_area: float = 0.46
     attribution_log_sd_venue: float = 0.55
+    # ... and of the event's means over persons (days attended, visits per visitor): the people that
+    # attribution adds or misses attend on more or fewer days than the others, so it does not cancel.
+    attribution_log_sd_mean: float = 0.25
     # Disclosure control
     min_group_devices: int = 10  # k: a published group needs at least this many distinct devices
 
@@ -77,5 +80,6 @@ class Methodology(dg.ConfigurableResource):
             "z": self.confidence_z,
             "attribution_log_sd_area": self.attribution_log_sd_area,
             "attribution_log_sd_venue": self.attribution_log_sd_venue,
+            "attribution_log_sd_mean": self.attribution_log_sd_mean,
             "k": self.min_group_devices,
         }

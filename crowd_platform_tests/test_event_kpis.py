@@ -29,7 +29,7 @@ SHARE = 0.5
 K = Methodology().min_group_devices
 Z = Methodology().confidence_z
 # The interval formulas below are the sampling ones: without the zone attribution error (tested apart).
-SAMPLING_ONLY = Methodology(attribution_log_sd_area=0.0, attribution_log_sd_venue=0.0)
+SAMPLING_ONLY = Methodology(attribution_log_sd_area=0.0, attribution_log_sd_venue=0.0, attribution_log_sd_mean=0.0)
 
 
 @dataclass(frozen=True)
@@ -190,9 +190,12 @@ def test_unique_visitors_interval_is_the_binomial_one_and_visits_count_repeat_vi
     assert visits["low"] == max(round(visits["value"] - Z * se_visits), len(twice))  # never below the devices seen
 
 
-def test_attribution_error_widens_counts_by_its_factor_and_leaves_ratios_alone(tmp_path: Path) -> None:
+def test_attribution_error_widens_counts_and_means_by_their_factors_and_leaves_the_share_alone(
+    tmp_path: Path,
+) -> None:
     """With a log-scale attribution error sd, a count's interval becomes [low / e^(z sd), high * e^(z sd)],
-    with the venue's sd wherever a venue is involved; a share is a ratio in which a common error cancels."""
+    with the venue's sd wherever a venue is involved; the means over persons widen by their own sd, never
+    below 1; the share is a ratio in which a common error cancels."""
     locals_, tourists, at_venue = people("l", 20), people("t", 12), people("v", 15)
     visits = visits_of(locals_, EVENT_DAYS[:1], "area_a") + visits_of(
         tourists, EVENT_DAYS[:1], "area_a", visitor_class="international_visitor", origin_country="DK"
@@ -201,8 +204,10 @@ def test_attribution_error_widens_counts_by_its_factor_and_leaves_ratios_alone(t
     venues = {"venue_v": "area_a"}
     plain = compute_kpis(tmp_path, visits, venues=venues)
     (tmp_path / "widened").mkdir()
-    area_sd, venue_sd = 0.2, 0.5
-    methodology = Methodology(attribution_log_sd_area=area_sd, attribution_log_sd_venue=venue_sd)
+    area_sd, venue_sd, mean_sd = 0.2, 0.5, 0.3
+    methodology = Methodology(
+        attribution_log_sd_area=area_sd, attribution_log_sd_venue=venue_sd, attribution_log_sd_mean=mean_sd
+    )
     widened = compute_kpis(tmp_path / "widened", visits, venues=venues, methodology=methodology)
 
     n = len(locals_) + len(tourists)
@@ -219,6 +224,53 @@ def test_attribution_error_widens_counts_by_its_factor_and_leaves_ratios_alone(t
 
     share, share_plain = kpi(widened, "international_share"), kpi(plain, "international_share")
     assert [share[c] for c in ("low", "value", "high")] == [share_plain[c] for c in ("low", "value", "high")]
+
+    factor = math.exp(Z * mean_sd)
+    for metric in ("days_attended_mean", "visits_per_visitor"):
+        mean, mean_plain = kpi(widened, metric), kpi(plain, metric)
+        assert mean["value"] == mean_plain["value"] == 1.0  # everybody came once: the floor binds
+        assert mean["high"] == pytest.approx(mean_plain["high"] * factor, abs=0.011)
+        assert mean["low"] == max(round(mean_plain["low"] / factor, 2), 1.0) == 1.0
+
+
+def test_an_overlap_compounds_the_attribution_errors_of_its_two_zones(tmp_path: Path) -> None:
+    """A person in an overlap must be found in both zones: the overlap's factor is e^(z sqrt(sd_a^2 + sd_b^2)),
+    larger than either zone's own (up to the rounding of the bounds)."""
+    both, area_only = people("b", 15), people("a", 20)
+    visits = visits_of(both + area_only, EVENT_DAYS[:2], "area_a") + visits_of(both, EVENT_DAYS[:2], "venue_v")
+    venues = {"venue_v": "area_a"}
+    plain = compute_kpis(tmp_path, visits, venues=venues)
+    (tmp_path / "widened").mkdir()
+    area_sd, venue_sd = 0.2, 0.5
+    widened = compute_kpis(tmp_path / "widened", visits, venues=venues, methodology=Methodology(
+        attribution_log_sd_area=area_sd, attribution_log_sd_venue=venue_sd))  # fmt: skip
+    for (zone, other), sd in {("area_a", "venue_v"): math.hypot(area_sd, venue_sd), ("venue_v", None): venue_sd,
+                              (None, None): area_sd}.items():  # fmt: skip
+        metric = "zone_overlap" if other else "unique_visitors"
+        row, row_plain = kpi(widened, metric, zone, other), kpi(plain, metric, zone, other)
+        assert row["value"] == row_plain["value"]
+        assert row["high"] == pytest.approx(row_plain["high"] * math.exp(Z * sd), abs=2), (zone, other)
+        assert row["low"] == pytest.approx(row_plain["low"] / math.exp(Z * sd), abs=2), (zone, other)
+
+
+def test_the_means_widen_by_their_own_attribution_error(tmp_path: Path) -> None:
+    """Days attended and visits per visitor over people who came on 1 and on 4 days: both bounds move by
+    the factor e^(z sd) of attribution_log_sd_mean (up to the rounding to 2 decimals), the estimate stays."""
+    visits = visits_of(people("once", 10), EVENT_DAYS[:1], "area_a") + visits_of(
+        people("four", 12), EVENT_DAYS[:4], "area_a"
+    )
+    plain = compute_kpis(tmp_path, visits)
+    (tmp_path / "widened").mkdir()
+    sd = 0.3
+    widened = compute_kpis(tmp_path / "widened", visits, methodology=Methodology(attribution_log_sd_mean=sd,
+                           attribution_log_sd_area=0.0, attribution_log_sd_venue=0.0))  # fmt: skip
+    factor = math.exp(Z * sd)
+    for metric in ("days_attended_mean", "visits_per_visitor"):
+        mean, mean_plain = kpi(widened, metric), kpi(plain, metric)
+        assert mean["value"] == mean_plain["value"] == pytest.approx((10 + 4 * 12) / 22, abs=0.005)
+        assert mean["low"] == pytest.approx(mean_plain["low"] / factor, abs=0.011)
+        assert mean["high"] == pytest.approx(mean_plain["high"] * factor, abs=0.011)
+        assert 1 < mean["low"] < mean_plain["low"]
 
 
 def test_counts_of_an_inseparable_zone_have_intervals_from_zero(tmp_path: Path) -> None:

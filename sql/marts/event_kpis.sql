@@ -28,11 +28,13 @@
 -- The uplift's interval adds the baseline's day-to-day variation (pooled over weekdays, less its sampling
 -- part): the unknown normal level of each event day and the error of the baseline's weekday means.
 -- Zone attribution error (reference.zone_attribution, measured in a validation world): the interval of a
--- count is widened by a factor exp(-+z * sd), with the largest sd of the zones it counts (the event's main
--- zones for an event-wide KPI); its low end is 0 when one of them is not separable from its surroundings
--- (every device seen there may have been outside it). Ratios (shares, means) are left as they are (a
--- common error cancels in them); the uplift's variance adds (sd * the zone's event visits)^2, since the
--- error moves the event days' visits.
+-- count is widened by a factor exp(-+z * sd), with the sd of the zone it counts (the largest of the event's
+-- main zones for an event-wide KPI; for an overlap, the two zones' sds in quadrature); its low end is 0
+-- when one of them is not separable from its surroundings (every device seen there may have been outside
+-- it). The international share is left as it is (a common error cancels in it); the two means over persons
+-- (days attended, visits per visitor) take their own sd ($attribution_log_sd_mean: the people attribution
+-- adds or misses come on more or fewer days than the others), never below 1; the uplift's variance adds
+-- (sd * the zone's event visits)^2, since the error moves the event days' visits.
 --
 -- Disclosure control (suppression_rule; DESIGN section 5): a KPI with fewer than $k distinct devices
 -- behind it is suppressed ('primary_k'). Then, so that no suppressed figure can be recovered by
@@ -596,15 +598,26 @@ second_pass AS (
     LEFT JOIN relation_withheld USING (event_id, metric, zone_id, other_zone_id, category)
 ),
 
-kpi_attribution AS (  -- over the zones a KPI counts: its zone (and other zone), or the event's main zones
-    SELECT kpis.event_id, kpis.zone_id, kpis.other_zone_id,
-           max(attribution.attribution_log_sd) AS attribution_sd, bool_and(attribution.separable) AS separable
+-- The zones a KPI counts: its zone (and other zone), or the event's main zones.
+kpi_zones AS (
+    SELECT DISTINCT kpis.event_id, kpis.zone_id, kpis.other_zone_id, attribution.zone_id AS counted_zone_id,
+           attribution.attribution_log_sd, attribution.separable
     FROM (SELECT DISTINCT event_id, zone_id, other_zone_id FROM second_pass) AS kpis
     JOIN reference.events AS events ON events.event_id = kpis.event_id
     JOIN reference.zone_attribution AS attribution
         ON CASE WHEN kpis.zone_id = '' THEN attribution.zone_id = events.main_zone_id
                 ELSE attribution.zone_id IN (kpis.zone_id, kpis.other_zone_id) END
-    GROUP BY kpis.event_id, kpis.zone_id, kpis.other_zone_id
+),
+
+-- An overlap needs a person found in both zones, so the two zones' errors compound (their log sds add in
+-- quadrature); a count over several zones at once (the main zones) takes the largest.
+kpi_attribution AS (
+    SELECT event_id, zone_id, other_zone_id,
+           CASE WHEN other_zone_id <> '' THEN sqrt(sum(attribution_log_sd ^ 2))
+                ELSE max(attribution_log_sd) END AS attribution_sd,
+           bool_and(separable) AS separable
+    FROM kpi_zones
+    GROUP BY event_id, zone_id, other_zone_id
 ),
 
 -- Step 3: uplifts of zones whose visits step 2 withheld.
@@ -622,11 +635,12 @@ final_kpis AS (
                 WHEN kpis.metric = 'international_share' THEN 0
                 WHEN kpis.metric = 'uplift' THEN NULL
                 ELSE kpis.devices END AS floor_value,
-           coalesce(attribution.attribution_sd, 0) AS attribution_sd,
+           CASE WHEN kpis.metric IN ('days_attended_mean', 'visits_per_visitor') THEN $attribution_log_sd_mean
+                ELSE coalesce(attribution.attribution_sd, 0) END AS attribution_sd,
            coalesce(attribution.separable, true) AS separable,
            visits.value AS uplift_visits
     FROM second_pass AS kpis
-    LEFT JOIN kpi_attribution AS attribution  -- ratios (shares, means) carry no attribution error
+    LEFT JOIN kpi_attribution AS attribution  -- ratios: the means carry their own sd, the share none
         ON attribution.event_id = kpis.event_id AND attribution.zone_id = kpis.zone_id
        AND attribution.other_zone_id = kpis.other_zone_id
        AND kpis.metric NOT IN ('days_attended_mean', 'visits_per_visitor', 'international_share')
@@ -643,7 +657,9 @@ SELECT
     CASE WHEN suppression_rule IS NULL AND se IS NOT NULL
          THEN round(CASE WHEN metric = 'uplift' THEN value - $z * sqrt(se ^ 2 + (attribution_sd * uplift_visits) ^ 2)
                          WHEN NOT separable THEN 0
-                         ELSE greatest(value - $z * se, floor_value) / exp($z * attribution_sd) END,
+                         -- a mean's floor of 1 is a bound and holds after widening; the devices seen need not
+                         ELSE greatest(greatest(value - $z * se, floor_value) / exp($z * attribution_sd),
+                                       least(floor_value, 1)) END,
                     decimals) END AS low,
     CASE WHEN suppression_rule IS NULL AND se IS NOT NULL
          THEN round(CASE WHEN metric = 'uplift' THEN value + $z * sqrt(se ^ 2 + (attribution_sd * uplift_visits) ^ 2)

@@ -61,6 +61,10 @@ def test_home_detection_reads_only_earlier_nights() -> None:
     mapping = homes.get_partition_mapping(dg.AssetKey(["core", "device_nights"]))
     assert isinstance(mapping, dg.TimeWindowPartitionMapping)
     assert mapping.start_offset == -28 and mapping.end_offset == -1
+    # Machines are recognised over the window's days and the day itself, never a later day.
+    machines = homes.get_partition_mapping(dg.AssetKey(["core", "devices"]))
+    assert isinstance(machines, dg.TimeWindowPartitionMapping)
+    assert machines.start_offset == -28 and machines.end_offset == 0
 
 
 def test_the_schedule_builds_yesterday_and_refreshes_the_day_before() -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from crowd_platform.methodology import Methodology
 from crowd_platform.pseudonym import pseudonymise
+from crowd_platform.warehouse import bind, load_sql
 from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, TEST_KEY
 from crowd_platform_tests.landing import (
     CELL_A,
@@ -214,6 +215,31 @@ def test_a_machine_sim_is_not_a_visitor(read) -> None:
     devices = _rows(read, "core.devices", "machine_by_tac", "event_date")
     assert devices["is_machine"].to_list() == [True]
     assert _visits(read, "machine_by_tac").is_empty()
+
+
+def test_a_machine_sim_missed_on_some_days_gets_no_home() -> None:
+    """core.device_homes on hand-made devices and nights: a SIM seen as a machine on any day of the home
+    window (the 28 nights before and the day) gets no home, even on a day its behaviour passed for a
+    person's; one last seen as a machine before the window, and a person, get their home."""
+    day = dt.date(2022, 6, 20)
+    days = [day - dt.timedelta(days=offset) for offset in range(40, -1, -1)]
+    machine_on = {
+        "machine_missed_today": {d for d in days if d not in (day, day - dt.timedelta(days=5))},
+        "machine_long_ago": {days[0]},  # 40 days before: outside the window
+        "person": set(),
+    }
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA core")
+    con.execute("CREATE TABLE core.devices (event_date DATE, device_key VARCHAR, home_mcc VARCHAR, is_machine BOOLEAN)")
+    con.executemany("INSERT INTO core.devices VALUES (?, ?, '240', ?)",
+                    [(d, key, d in machine) for key, machine in machine_on.items() for d in days])  # fmt: skip
+    con.execute("CREATE TABLE core.device_nights (event_date DATE, device_key VARCHAR, night_municipality VARCHAR)")
+    con.executemany("INSERT INTO core.device_nights VALUES (?, ?, '1283')",
+                    [(d, key) for key in machine_on for d in days if d < day])  # fmt: skip
+    query = load_sql("core/device_homes")
+    params = bind(query, {**DEFAULTS.sql_params(), "first_day": day, "last_day": day})
+    homes = dict(con.execute(f"SELECT device_key, home_municipality FROM ({query})", params).fetchall())
+    assert homes == {"machine_long_ago": "1283", "person": "1283"}
 
 
 def test_a_hotel_guest_keeps_their_real_home(read) -> None:

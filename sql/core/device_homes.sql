@@ -6,11 +6,24 @@ days AS (
     SELECT unnest(range(CAST($first_day AS TIMESTAMP), CAST($last_day AS TIMESTAMP) + INTERVAL 1 DAY, INTERVAL 1 DAY))::DATE AS event_date
 ),
 
+-- Machines are not residents: they would inflate the operator's measured share. A SIM seen as a machine
+-- on any day of the window is one on every day: a fixed device that reports rarely, or once from a far
+-- cell, fails the behaviour test on some days (in the H22 world, 416 machine SIMs got a home in
+-- Helsingborg that way and raised its measured share by 9 %).
+machines_of_window AS (
+    SELECT DISTINCT days.event_date, devices.device_key
+    FROM days
+    JOIN core.devices AS devices
+        ON devices.event_date BETWEEN days.event_date - CAST($home_window_nights AS INTEGER) AND days.event_date
+    WHERE devices.is_machine
+      AND devices.event_date BETWEEN $first_day - CAST($home_window_nights AS INTEGER) AND $last_day
+),
+
 swedish_devices_of_day AS (
-    SELECT event_date, device_key
-    FROM core.devices
-    -- Machines are not residents: they would inflate the operator's measured share.
-    WHERE event_date BETWEEN $first_day AND $last_day AND home_mcc = '240' AND NOT is_machine
+    SELECT devices.event_date, devices.device_key
+    FROM core.devices AS devices
+    ANTI JOIN machines_of_window USING (event_date, device_key)
+    WHERE devices.event_date BETWEEN $first_day AND $last_day AND devices.home_mcc = '240'
 ),
 
 nights_in_window AS (

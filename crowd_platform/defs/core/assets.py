@@ -17,6 +17,8 @@ from crowd_platform.partitions import (
 STAGED_EVENTS = dg.AssetKey(["staging", "events"])
 SHARE_WINDOW = trailing_days(Methodology().share_window_days)
 HOME_WINDOW = trailing_nights(Methodology().home_window_nights)
+# A SIM seen as a machine on any day of the home window (or the day itself) is one on the day.
+MACHINES_OF_HOME_WINDOW = trailing_days(Methodology().home_window_nights + 1)
 
 
 def core_key(name: str) -> dg.AssetKey:
@@ -76,8 +78,11 @@ device_homes = sql_asset(
     "device_homes",
     "Each Swedish device's home municipality as known on the day: the majority municipality of "
     "its observed nights over the trailing 28 nights (earlier partitions only), needing at least "
-    "7 nights; else unknown.",
-    deps=[dg.AssetDep(core_key("device_nights"), partition_mapping=HOME_WINDOW), core_key("devices")],
+    "7 nights; else unknown. Machine SIMs (seen as a machine on any day of the window) have none.",
+    deps=[
+        dg.AssetDep(core_key("device_nights"), partition_mapping=HOME_WINDOW),
+        dg.AssetDep(core_key("devices"), partition_mapping=MACHINES_OF_HOME_WINDOW),
+    ],
 )
 
 device_weights = sql_asset(

@@ -8,8 +8,8 @@ days AS (
 
 -- Machines are not residents: they would inflate the operator's measured share. A SIM seen as a machine
 -- on any day of the window is one on every day: a fixed device that reports rarely, or once from a far
--- cell, fails the behaviour test on some days (in the H22 world, 416 machine SIMs got a home in
--- Helsingborg that way and raised its measured share by 9 %).
+-- cell, fails the behaviour test on some days (in the seed-42 world at scale 0.1, 416 machine SIMs got
+-- a home in Helsingborg that way and raised its measured share by 9 %).
 machines_of_window AS (
     SELECT DISTINCT days.event_date, devices.device_key
     FROM days

@@ -93,15 +93,21 @@ def ingest_connection(cell_id: str, threads: int) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def write_zone_attribution(
-    con: duckdb.DuckDBPyConnection, methodology: object = None, inseparable: Iterable[str] = ()
-) -> None:
-    """reference.zone_attribution for a hand-made reference.zones, by the pipeline's own SQL: each zone gets a
-    cell covering mostly it, except the `inseparable` ones, which have only a small cell standing in them.
+def build_zone_attribution(con: duckdb.DuckDBPyConnection, methodology: object = None) -> None:
+    """(Re)build reference.zone_attribution from the connection's reference tables by the pipeline's own SQL.
     `methodology`: a crowd_platform.methodology.Methodology (default: the defaults)."""
     from crowd_platform.methodology import Methodology
     from crowd_platform.warehouse import TableWrite, load_sql, write_tables
 
+    params = (methodology or Methodology()).sql_params()
+    write_tables(con, [TableWrite("reference.zone_attribution", load_sql("reference/zone_attribution"), params)], None)
+
+
+def write_zone_attribution(
+    con: duckdb.DuckDBPyConnection, methodology: object = None, inseparable: Iterable[str] = ()
+) -> None:
+    """reference.zone_attribution for a hand-made reference.zones: each zone gets a cell covering mostly it,
+    except the `inseparable` ones, which have only a small cell standing in them."""
     inseparable = set(inseparable)
     zones = [zone for (zone,) in con.execute("SELECT zone_id FROM reference.zones").fetchall()]
     con.execute("CREATE TABLE reference.cell_zone_weights (cell_id VARCHAR, zone_id VARCHAR, weight DOUBLE, "
@@ -110,5 +116,4 @@ def write_zone_attribution(
         "INSERT INTO reference.cell_zone_weights VALUES ('cell_' || ?, ?, ?, ?)",
         [(z, z, 0.1, True) if z in inseparable else (z, z, 0.9, False) for z in zones],
     )
-    params = (methodology or Methodology()).sql_params()
-    write_tables(con, [TableWrite("reference.zone_attribution", load_sql("reference/zone_attribution"), params)], None)
+    build_zone_attribution(con, methodology)

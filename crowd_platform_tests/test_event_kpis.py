@@ -67,6 +67,7 @@ def compute_kpis(
     marts.zone_daily withholds a zone-day under `zone_daily_k` devices (its primary rule) and the
     `withheld_cells` (standing in for another rule of that mart).
     """
+    folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(folder / "warehouse.duckdb"))
     for schema in ("reference", "core", "marts"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -203,7 +204,6 @@ def test_attribution_error_widens_counts_and_means_by_their_factors_and_leaves_t
     visits += visits_of(at_venue, EVENT_DAYS[:1], "venue_v")
     venues = {"venue_v": "area_a"}
     plain = compute_kpis(tmp_path, visits, venues=venues)
-    (tmp_path / "widened").mkdir()
     area_sd, venue_sd, mean_sd = 0.2, 0.5, 0.3
     methodology = Methodology(
         attribution_log_sd_area=area_sd, attribution_log_sd_venue=venue_sd, attribution_log_sd_mean=mean_sd
@@ -240,7 +240,6 @@ def test_an_overlap_compounds_the_attribution_errors_of_its_two_zones(tmp_path: 
     visits = visits_of(both + area_only, EVENT_DAYS[:2], "area_a") + visits_of(both, EVENT_DAYS[:2], "venue_v")
     venues = {"venue_v": "area_a"}
     plain = compute_kpis(tmp_path, visits, venues=venues)
-    (tmp_path / "widened").mkdir()
     area_sd, venue_sd = 0.2, 0.5
     widened = compute_kpis(tmp_path / "widened", visits, venues=venues, methodology=Methodology(
         attribution_log_sd_area=area_sd, attribution_log_sd_venue=venue_sd))  # fmt: skip
@@ -260,7 +259,6 @@ def test_the_means_widen_by_their_own_attribution_error(tmp_path: Path) -> None:
         people("four", 12), EVENT_DAYS[:4], "area_a"
     )
     plain = compute_kpis(tmp_path, visits)
-    (tmp_path / "widened").mkdir()
     sd = 0.3
     widened = compute_kpis(tmp_path / "widened", visits, methodology=Methodology(attribution_log_sd_mean=sd,
                            attribution_log_sd_area=0.0, attribution_log_sd_venue=0.0))  # fmt: skip
@@ -282,7 +280,6 @@ def test_counts_of_an_inseparable_zone_have_intervals_from_zero(tmp_path: Path) 
     venues = {"venue_v": "area_a"}
     methodology = Methodology(attribution_log_sd_area=0.2, attribution_log_sd_venue=0.5)
     separable = compute_kpis(tmp_path, visits, venues=venues, methodology=methodology)
-    (tmp_path / "inseparable").mkdir()
     inseparable = compute_kpis(tmp_path / "inseparable", visits, venues=venues, methodology=methodology,
                                inseparable=["venue_v"])  # fmt: skip
     for metric, zone, other in [("visits", "venue_v", None), ("unique_visitors", "venue_v", None),
@@ -301,7 +298,6 @@ def test_attribution_error_widens_the_uplift_by_the_event_visits(tmp_path: Path)
     regulars, expo_goers = people("r", 14), people("x", 25)
     world = baseline_world(regulars, expo_goers, [10] * 14)
     plain = kpi(compute_kpis(tmp_path, world, held_days=BASELINE + EVENT_DAYS), "uplift", "area_a")
-    (tmp_path / "widened").mkdir()
     sd = 0.1
     frame = compute_kpis(tmp_path / "widened", world, held_days=BASELINE + EVENT_DAYS,
                          methodology=Methodology(attribution_log_sd_area=sd))  # fmt: skip
@@ -404,7 +400,6 @@ def test_uplift_over_the_same_weekdays_of_the_baseline_weeks(tmp_path: Path) -> 
     # A baseline that varies from week to week (same mean per weekday pair) leaves the value as it is
     # and widens the interval: the normal level of each event day is less certain.
     varying = [6] * 7 + [14] * 7
-    (tmp_path / "varying").mkdir()
     other = compute_kpis(
         tmp_path / "varying",
         baseline_world(regulars, expo_goers, varying),
@@ -565,8 +560,6 @@ def test_withheld_days_of_k_devices_together_stay_in_the_zone_totals(tmp_path: P
 def test_a_withheld_baseline_day_is_left_out_of_the_uplift(tmp_path: Path) -> None:
     regulars, expo_goers = people("r", 14), people("x", 25)
     visits = baseline_world(regulars, expo_goers, [14] * 14)
-    for name in ("complete", "withheld"):
-        (tmp_path / name).mkdir()
     complete = kpi(compute_kpis(tmp_path / "complete", visits, held_days=BASELINE + EVENT_DAYS), "uplift", "area_a")
     withheld = [(BASELINE[0], "area_a")]  # marts.zone_daily withholds a baseline day of A
     frame = compute_kpis(tmp_path / "withheld", visits, held_days=BASELINE + EVENT_DAYS, withheld_cells=withheld)

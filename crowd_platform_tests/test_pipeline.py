@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from crowd_platform.methodology import Methodology
-from crowd_platform.warehouse import TableWrite, bind, load_sql, write_tables
-from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, BuiltWorld
+from crowd_platform.warehouse import bind, load_sql
+from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, BuiltWorld, build_zone_attribution
 
 # DESIGN section 4: the contract columns of every output table.
 CONTRACT_COLUMNS = {
@@ -204,8 +204,7 @@ def test_zone_attribution_counts_a_zone_by_the_cells_that_put_devices_in_it(priv
     threshold no cell reaches, the zones are counted only through cells standing in them: none is separable."""
 
     def attribution(methodology: Methodology) -> dict[str, tuple]:
-        query = load_sql("reference/zone_attribution")
-        write_tables(con, [TableWrite("reference.zone_attribution", query, methodology.sql_params())], None)
+        build_zone_attribution(con, methodology)
         rows = con.execute(
             "SELECT zone_id, counting_cells, separable, attribution_log_sd FROM reference.zone_attribution"
         )
@@ -229,8 +228,7 @@ def test_zone_daily_intervals_widen_by_the_attribution_error_of_areas_and_venues
     def zone_daily(area: float, venue: float) -> pl.DataFrame:
         methodology = Methodology(attribution_log_sd_area=area, attribution_log_sd_venue=venue)
         params = {**methodology.sql_params(), "first_day": FIRST_DAY, "last_day": LAST_DAY}
-        attribution = TableWrite("reference.zone_attribution", load_sql("reference/zone_attribution"), params)
-        write_tables(con, [attribution], None)
+        build_zone_attribution(con, methodology)
         # The world's venue has a small cell inside it; here it is as if its only cell covered mostly area A.
         con.execute("UPDATE reference.zone_attribution SET separable = false WHERE zone_id = 'venue_v'")
         query = load_sql("marts/zone_daily")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-METHODOLOGY_VERSION = "0.3"  # 0.2: intervals carry the attribution error; 0.3: inseparable zones, means, overlaps
+METHODOLOGY_VERSION = "0.4"  # 0.2: intervals carry the attribution error; 0.3: inseparable zones, means, overlaps;
+# 0.4: visits bridged through cells reaching into the zone, dwell per visitor-day
 
 
 class Methodology(dg.ConfigurableResource):
@@ -32,6 +33,9 @@ class Methodology(dg.ConfigurableResource):
     small_cell_max_range_m: float = 200.0  # ... or when it is a small cell standing inside the zone
     visit_min_min: float = 20.0  # Telia's threshold for an "activity" (a visit)
     passerby_min_min: float = 5.0  # shorter presence is not reported at all
+    # Time at cells that only reach into a zone, between two stretches at its counting cells, that does
+    # not end a visit: as long as a silence may be (stay_max_gap_min). 0 = any such time ends it.
+    visit_bridge_max_min: float = 70.0
     # Homes
     home_window_nights: int = 28
     home_min_nights: int = 7
@@ -69,6 +73,7 @@ class Methodology(dg.ConfigurableResource):
             "small_cell_max_range_m": self.small_cell_max_range_m,
             "visit_min_s": self.visit_min_min * 60,
             "passerby_min_s": self.passerby_min_min * 60,
+            "visit_bridge_max_s": self.visit_bridge_max_min * 60,
             "home_window_nights": self.home_window_nights,
             "home_min_nights": self.home_min_nights,
             "night_start_hour": self.night_start_hour,

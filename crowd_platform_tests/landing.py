@@ -30,6 +30,7 @@ CELLS = [
     ("240-01-1-2", 56.0470, 12.6910, 90, 60, 200, "LTE", "2022-01-01", None),  # sector into A
     ("240-01-2-1", 56.0460, 12.6945, None, None, 50, "NR", "2022-01-01", None),  # venue V
     ("240-01-3-1", 56.0615, 12.7250, None, None, 200, "LTE", "2022-01-01", None),  # in B
+    ("240-01-3-2", 56.0615, 12.7315, None, None, 200, "LTE", "2022-01-01", None),  # 90 m east of B, reaching in
     ("240-01-4-1", 56.0300, 12.7000, None, None, 300, "LTE", "2022-01-01", None),  # homes, Helsingborg
     ("240-01-5-1", 55.6000, 13.0000, None, None, 2000, "LTE", "2022-01-01", None),  # homes, Malmö
     ("240-01-9-1", 56.0440, 12.6920, None, None, 80, "NR", "2022-06-02", "2022-06-03"),  # temporary, in A
@@ -40,6 +41,7 @@ CELL_A = "240-01-1-1"
 CELL_A_SECTOR = "240-01-1-2"
 CELL_V = "240-01-2-1"
 CELL_B = "240-01-3-1"
+CELL_B_EDGE = "240-01-3-2"  # about a fifth of its coverage in B: does not count there
 
 
 @dataclass

@@ -22,6 +22,7 @@ from crowd_platform_tests.conftest import FIRST_DAY, LAST_DAY, TEST_KEY
 from crowd_platform_tests.landing import (
     CELL_A,
     CELL_B,
+    CELL_B_EDGE,
     HOME_HELSINGBORG,
     HOME_MALMO,
     _at,
@@ -53,6 +54,9 @@ IMSIS = {
     "visitor_no": "242010000000001",
     "visitor_de": "262010000000001",
     "visitor_fi": "244910000000001",
+    "bridge_under_limit": "240010000000013",
+    "bridge_over_limit": "240010000000014",
+    "left_between": "240010000000015",
 }
 COUNTRY = {"visitor_dk": "DK", "visitor_no": "NO", "visitor_de": "DE", "visitor_fi": "FI"}
 
@@ -91,6 +95,17 @@ def _events_of_day(day: dt.date) -> list[dict]:
         for name, silence in (("gap_under_limit", gap - 1), ("gap_over_limit", gap + 1)):
             rows += _every(IMSIS[name], day, 9 * 60, 9 * 60 + 30, 5, CELL_B)
             rows += _every(IMSIS[name], day, 9 * 60 + 30 + silence, 9 * 60 + 60 + silence, 5, CELL_B)
+        # Half an hour in B, then at a cell reaching into B from outside (or at home, away from B), then half
+        # an hour in B again; the time in between just under and just over the bridge limit.
+        bridge = DEFAULTS.visit_bridge_max_min
+        for name, cell, between in (
+            ("bridge_under_limit", CELL_B_EDGE, bridge - 6),  # 5 min of half-gaps: the time outside is bridge - 1
+            ("bridge_over_limit", CELL_B_EDGE, bridge - 4),
+            ("left_between", HOME_HELSINGBORG, 30),
+        ):
+            rows += _every(IMSIS[name], day, 10 * 60, 10 * 60 + 30, 5, CELL_B)
+            rows += _every(IMSIS[name], day, 10 * 60 + 35, 10 * 60 + 35 + between, 5, cell)
+            rows += _every(IMSIS[name], day, 10 * 60 + 40 + between, 10 * 60 + 70 + between, 5, CELL_B)
         # 23:30 to 00:30 in a zone: one visit, on the day it starts.
         rows += _every(IMSIS["across_midnight"], day, 23 * 60 + 30, 24 * 60 - 1, 5, CELL_A)
         rows += _every(IMSIS["across_midnight"], day + dt.timedelta(days=1), 0, 30, 5, CELL_A)
@@ -186,6 +201,18 @@ def test_a_gap_over_the_limit_splits_a_visit_and_one_under_it_does_not(read) -> 
     # Presence during the silence is unknown, not assumed: two visits of 30 minutes each.
     assert over.select("dwell_s", "is_visit").rows() == [(30 * 60, True), (30 * 60, True)]
     assert (over["visit_start"][1] - over["visit_end"][0]) == dt.timedelta(minutes=gap + 1)
+
+
+def test_time_at_a_cell_reaching_into_the_zone_does_not_end_a_visit_up_to_the_limit(read) -> None:
+    bridge = DEFAULTS.visit_bridge_max_min
+    under = _visits(read, "bridge_under_limit")
+    assert under.select("zone_id", "dwell_s", "is_visit").rows() == [("area_b", (bridge + 64) * 60, True)]
+    over = _visits(read, "bridge_over_limit")
+    assert over.select("zone_id", "dwell_s", "is_visit").rows() == [("area_b", 32.5 * 60, True)] * 2
+    assert over["visit_start"][1] - over["visit_end"][0] == dt.timedelta(minutes=bridge + 1)
+    # Seen at a cell whose coverage does not reach the zone: gone, however short.
+    left = _visits(read, "left_between")
+    assert left.select("zone_id", "dwell_s", "is_visit").rows() == [("area_b", 32.5 * 60, True)] * 2
 
 
 def test_a_visit_across_midnight_is_one_visit_on_the_day_it_starts(read) -> None:

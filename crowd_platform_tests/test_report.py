@@ -154,6 +154,15 @@ def test_dwell_bins_suppress_small_bins_and_protect_them_against_differencing() 
     assert next(iter(bins)) == "20\u201340"
 
 
+def test_dwell_bins_count_a_person_once_a_day_with_all_their_time_in_the_zone() -> None:
+    rows = [(f"d{i}", 30 * 60) for i in range(12)] * 2  # two visits of 30 min each, the same day
+    event = queries.Event("e", "E", dt.date(2022, 6, 1), dt.date(2022, 6, 1), ("a",), None)
+    with _visits_table(rows) as con:
+        bins = {b["label"]: b for b in queries.dwell_bins(con, event, k=10)}
+    assert bins["60\u201380"]["visits"] == 12
+    assert bins["20\u201340"]["visits"] == 0
+
+
 def test_map_classes_and_ticks() -> None:
     assert svg.class_breaks([2_836, 670_617]) == [1_000, 10_000, 100_000, 1_000_000]
     assert svg.class_breaks([15, 80]) == [10, 20, 50, 100]

@@ -26,6 +26,7 @@ VARIANTS: dict[str, dict[str, float | int]] = {
     "stay gap 120 min": {"stay_max_gap_min": 120},
     "home window 14 nights": {"home_window_nights": 14, "home_min_nights": 4},
     "zone weight 0.3": {"zone_min_weight": 0.3},
+    "no visit bridge": {"visit_bridge_max_min": 0},
 }
 
 SUMMARY_FIGURES = (

@@ -183,7 +183,7 @@ def home_municipalities(event: queries.Event, rows: list[dict[str, Any]]) -> str
 
 def dwell_time(event: queries.Event, bins: list[dict[str, Any]], median_dwell_min: float | None) -> str:
     """Visits per dwell-time bin (exact counts of the operator's sample); suppressed bins hatched."""
-    subtitle = "Visit episodes in the main zones during the event, operator sample"
+    subtitle = "Visits (persons per main zone and day) during the event, operator sample"
     if median_dwell_min is not None:
         subtitle += f"; median dwell {median_dwell_min:.0f} min"
     bars = [

@@ -313,8 +313,9 @@ class Page:
 
     def dwell_section(self, event: queries.Event) -> str:
         how = (
-            "How long visits in the main zones lasted, in 20-minute bins up to six hours and more. Only visits "
-            "(presence of at least the visit threshold) count; the counts are visits seen in the operator's own "
+            "How long visits in the main zones lasted, in 20-minute bins up to six hours and more. A visit is a "
+            "person in a main zone on a day, and its dwell their time there that day (presence of at least the "
+            "visit threshold, all of it); the counts are visits seen in the operator's own "
             f"subscribers (not extrapolated). A bin with fewer than k = {queries.K} devices is suppressed, and "
             "so is the next smallest one when needed so that no suppressed bin can be recovered from a total."
         )

@@ -268,20 +268,24 @@ def home_municipalities(con: duckdb.DuckDBPyConnection, event: Event) -> list[di
     )
 
 
+# A visit here is Telia's: a person in a zone on a day, with the time of all their visit episodes
+# there that day (as marts.zone_daily's and marts.event_kpis' median_dwell_min).
 DWELL_QUERY = """
 WITH visits AS (
-    SELECT device_key, least(floor(dwell_s / $bin_s), $open_bin) AS bin
+    SELECT device_key, least(floor(sum(dwell_s) / $bin_s), $open_bin) AS bin
     FROM core.zone_visits
     WHERE is_visit AND zone_id IN (SELECT unnest($zones)) AND event_date BETWEEN $start AND $end
+    GROUP BY event_date, zone_id, device_key
 )
 """
 
 
 def dwell_bins(con: duckdb.DuckDBPyConnection, event: Event, k: int = K) -> list[dict[str, Any]]:
-    """Visits in the main zones during the event by dwell time, in bins of 20 minutes up to 6 h and more.
+    """Visits (persons per main zone and day) during the event by their time in the zone that day, in bins of
+    20 minutes up to 6 h and more.
 
     A bin with fewer than k distinct devices is suppressed. Because the total number of visits can be
-    read from marts.zone_daily, one suppressed bin could be recovered by subtraction: while the
+    read from marts.zone_daily (its visitors), one suppressed bin could be recovered by subtraction: while the
     suppressed bins hold fewer than k devices together (or are a single bin), the smallest published
     bin is suppressed too.
     """

@@ -1,8 +1,10 @@
--- core.zone_visits: one row per visit episode of a device to a zone: consecutive stays at cells
--- that count in the zone (at least $zone_min_weight of the cell's coverage inside it, or a small
--- cell standing in it; see reference.cell_zone_weights), merged
--- while they touch. Episodes shorter than $passerby_min_s are dropped; is_visit marks those of
--- at least $visit_min_s. An episode belongs to the local day it starts. Machine SIMs are left out.
+-- core.zone_visits: one row per visit episode of a device to a zone: its stays at cells that count in
+-- the zone (at least $zone_min_weight of the cell's coverage inside it, or a small cell standing in it;
+-- see reference.cell_zone_weights), merged while they touch or while the device, between them, was seen
+-- only at cells whose coverage reaches into the zone, for no longer than $visit_bridge_max_s (a phone
+-- inside a zone is often served by a cell that mostly covers its surroundings: that is not a departure).
+-- Episodes shorter than $passerby_min_s are dropped; is_visit marks those of at least $visit_min_s. An
+-- episode belongs to the local day it starts. Machine SIMs are left out.
 -- Like core.stays, the episodes of day D are built from the stays of D - 1 .. D + 1 only, so a
 -- re-run of one day gives the same rows as a backfill.
 WITH
@@ -17,28 +19,72 @@ stays_of_window AS (
     WHERE stays.event_date BETWEEN $first_day - 1 AND $last_day + 1
 ),
 
-stays_in_zones AS (
-    SELECT stays.target_day, stays.device_key, weights.zone_id, stays.stay_start, stays.stay_end
+-- Every stay at a cell whose coverage reaches into a zone (reference.cell_zone_weights holds those only).
+stays_reaching_zones AS (
+    SELECT
+        stays.target_day,
+        stays.device_key,
+        weights.zone_id,
+        stays.stay_start,
+        stays.stay_end,
+        weights.weight >= $zone_min_weight OR weights.site_in_zone AS counts_in_zone
     FROM stays_of_window AS stays
     JOIN reference.cell_zone_weights AS weights
         ON weights.cell_id = stays.place
        AND CAST(stays.stay_start AS DATE) >= weights.valid_from
        AND (weights.valid_to IS NULL OR CAST(stays.stay_start AS DATE) <= weights.valid_to)
-    WHERE weights.weight >= $zone_min_weight OR weights.site_in_zone
+),
+
+-- A device's stays follow each other without a gap (each takes half of the move's gap) unless the gap
+-- was over the stay limit; so a stay that does not touch the earlier ones of this list means that the
+-- device was at a cell outside the zone's reach, or silent, in between.
+reach_breaks AS (
+    SELECT
+        *,
+        coalesce(
+            stay_start > max(stay_end) OVER (
+                PARTITION BY target_day, device_key, zone_id ORDER BY stay_start, stay_end
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            ),
+            true
+        ) AS leaves_reach_before
+    FROM stays_reaching_zones
+),
+
+within_reach AS (  -- a number per unbroken stretch of stays within the zone's reach
+    SELECT
+        *,
+        sum(CAST(leaves_reach_before AS INTEGER)) OVER (
+            PARTITION BY target_day, device_key, zone_id ORDER BY stay_start, stay_end ROWS UNBOUNDED PRECEDING
+        ) AS reach_number
+    FROM reach_breaks
+),
+
+counting_stays AS (
+    SELECT
+        target_day,
+        device_key,
+        zone_id,
+        stay_start,
+        stay_end,
+        reach_number,
+        lag(reach_number) OVER by_start AS previous_reach_number,
+        max(stay_end) OVER (by_start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_counting_end
+    FROM within_reach
+    WHERE counts_in_zone
+    WINDOW by_start AS (PARTITION BY target_day, device_key, zone_id ORDER BY stay_start, stay_end)
 ),
 
 episode_breaks AS (
     SELECT
         *,
         CASE
-            WHEN stay_start > max(stay_end) OVER (
-                PARTITION BY target_day, device_key, zone_id ORDER BY stay_start, stay_end
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-            ) THEN 1
-            WHEN row_number() OVER (PARTITION BY target_day, device_key, zone_id ORDER BY stay_start, stay_end) = 1 THEN 1
+            WHEN previous_counting_end IS NULL THEN 1
+            WHEN reach_number <> previous_reach_number THEN 1  -- left the zone's reach in between
+            WHEN epoch(stay_start - previous_counting_end) > $visit_bridge_max_s THEN 1  -- too long outside
             ELSE 0
         END AS starts_episode
-    FROM stays_in_zones
+    FROM counting_stays
 ),
 
 episodes AS (

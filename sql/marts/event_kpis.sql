@@ -15,7 +15,9 @@
 --   uplift                 per main zone and in total: visits on the event days minus the baseline
 --                          expectation (the mean of the same weekday in the baseline weeks)
 --   countries, municipalities   how many are represented by a publishable group (>= $k devices)
---   international_share, median_dwell_min, peak_day (value = that day's visits, date in event_date)
+--   international_share, peak_day (value = that day's visits, date in event_date)
+--   median_dwell_min       median over the visits (person, main zone, event day) of the person's time in the
+--                          zone that day
 --
 -- Estimates and their 95 % intervals. Every estimate is a sum over persons of a contribution (num) made
 -- of extrapolation weights 1 / share (core.device_weights), or a ratio of two such sums (num / den).
@@ -449,14 +451,19 @@ count_kpis AS (  -- how many groups are publishable; the count itself has no int
     FROM municipality_groups GROUP BY event_id
 ),
 
-dwell_kpis AS (
-    SELECT zone_days.event_id, 'median_dwell_min' AS metric, '' AS zone_id, '' AS other_zone_id, '' AS category,
-           count(DISTINCT zone_days.device_key) AS devices, median(visits.dwell_s) / 60 AS value,
+dwell_kpis AS (  -- over visitor-days (Telia's visits): a person's time in a main zone on a day
+    SELECT event_id, 'median_dwell_min' AS metric, '' AS zone_id, '' AS other_zone_id, '' AS category,
+           count(DISTINCT device_key) AS devices, median(visitor_dwell_s) / 60 AS value,
            CAST(NULL AS DOUBLE) AS se
-    FROM zone_days
-    JOIN core.zone_visits AS visits USING (event_date, device_key, zone_id)
-    WHERE zone_days.day_kind = 'event' AND zone_days.is_main_zone AND visits.is_visit
-    GROUP BY zone_days.event_id
+    FROM (
+        SELECT zone_days.event_id, zone_days.event_date, zone_days.zone_id, zone_days.device_key,
+               sum(visits.dwell_s) AS visitor_dwell_s
+        FROM zone_days
+        JOIN core.zone_visits AS visits USING (event_date, device_key, zone_id)
+        WHERE zone_days.day_kind = 'event' AND zone_days.is_main_zone AND visits.is_visit
+        GROUP BY zone_days.event_id, zone_days.event_date, zone_days.zone_id, zone_days.device_key
+    )
+    GROUP BY event_id
 ),
 
 all_kpis AS (

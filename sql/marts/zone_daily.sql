@@ -54,11 +54,17 @@ zone_estimates AS (
     GROUP BY ALL
 ),
 
+-- A visitor's dwell is their time in the zone that day (their visits together), as a visit in Telia's
+-- sense is a person in a zone on a day; a median over episodes would count one stay cut in two twice.
 dwell AS (
-    SELECT event_date, zone_id, median(dwell_s) / 60 AS median_dwell_min
-    FROM core.zone_visits
-    WHERE event_date BETWEEN $first_day AND $last_day AND is_visit
-    GROUP BY ALL
+    SELECT event_date, zone_id, median(visitor_dwell_s) / 60 AS median_dwell_min
+    FROM (
+        SELECT event_date, zone_id, device_key, sum(dwell_s) AS visitor_dwell_s
+        FROM core.zone_visits
+        WHERE event_date BETWEEN $first_day AND $last_day AND is_visit
+        GROUP BY event_date, zone_id, device_key
+    )
+    GROUP BY event_date, zone_id
 ),
 
 attribution_error AS (

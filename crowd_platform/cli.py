@@ -186,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         "sensitivity",
         help="headline KPIs and accuracy under alternative methodology parameters",
         description="Rebuild core, marts and the event layer from the staged events in a copy of the warehouse "
-        "once per variant (visit threshold, stay gap, home window, zone weight) and evaluate each against the "
-        "synthetic world's truth. Writes data/reports/sensitivity.md.",
+        "once per variant (visit threshold, stay gap, home window, zone weight, visit bridge) and evaluate each "
+        "against the synthetic world's truth. Writes data/reports/sensitivity.md.",
     )
     sensitivity.add_argument("--from", dest="date_from", type=_date, help="first day to rebuild")
     sensitivity.add_argument("--to", dest="date_to", type=_date, help="last day to rebuild")

@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from crowd_platform.evaluate import EvaluationResult, evaluate
+from crowd_platform.evaluate import EvaluationResult, evaluate, sensitivity
 from crowd_platform.pseudonym import pseudonymise
 
 KEY = b"evaluate-test-key-0123456789"
@@ -355,3 +355,14 @@ def test_unbuilt_warehouse_is_a_clear_error(tmp_path: Path) -> None:
     _write_truth(tmp_path / "truth")
     with pytest.raises(ValueError, match=r"lacks marts\.zone_daily"):
         evaluate(tmp_path / "empty.duckdb", tmp_path / "truth", KEY)
+
+
+def test_the_sensitivity_table_shows_the_median_dwell_with_the_counts() -> None:
+    kpis = pl.DataFrame(
+        {
+            "metric": ["visits", "median_dwell_min", "visits", "countries"],
+            "zone_id": ["", "", "a_venue", ""],
+            "value": [10.0, 102.66, 3.0, 18.0],
+        }
+    )
+    assert sensitivity._headline(kpis, "value") == {"visits total": 10.0, "median_dwell_min": 102.7}

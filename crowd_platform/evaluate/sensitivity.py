@@ -51,12 +51,14 @@ def _warehouse_env(path: Path):
 
 
 def _headline(kpis: pl.DataFrame, column: str) -> dict:
-    """Total and main-zone visits and unique visitors, from the evaluation's KPI table."""
+    """Total and main-zone visits and unique visitors, and the median dwell, from the evaluation's KPI table."""
     row = {}
     for kpi in kpis.iter_rows(named=True):
         zone = kpi["zone_id"] or ""
         if kpi["metric"] in ("visits", "unique_visitors") and zone in ("", *MAIN_ZONES):
             row[f"{kpi['metric']} {zone or 'total'}"] = kpi[column]
+        elif kpi["metric"] == "median_dwell_min" and kpi[column] is not None:
+            row["median_dwell_min"] = round(kpi[column], 1)
     return row
 
 

@@ -100,7 +100,8 @@ report_days AS (  -- the days the KPIs read: the event's own days and its baseli
 
 -- One row per event, zone, day and device with a visit (Telia's unit), with the day's weight: on the event's
 -- days (day_kind 'event') for its main zones and the venues inside them, on the baseline days ('baseline')
--- for its main zones only (the uplift's baseline and returning visitors need no more).
+-- for its main zones only (the uplift's baseline and returning visitors need no more). dwell_s: the person's
+-- visit episodes there that day, together.
 zone_days AS (
     SELECT
         days.event_id,
@@ -114,7 +115,8 @@ zone_days AS (
         any_value(weights.share_rel_var) AS share_rel_var,
         any_value(weights.share_basis) AS share_basis,
         any_value(weights.share_group) AS share_group,
-        withheld.zone_id IS NULL AS is_published
+        withheld.zone_id IS NULL AS is_published,
+        sum(visits.dwell_s) AS dwell_s
     FROM core.zone_visits AS visits
     JOIN report_days AS days ON days.event_date = visits.event_date
     JOIN event_zones ON event_zones.event_id = days.event_id AND event_zones.zone_id = visits.zone_id
@@ -453,16 +455,9 @@ count_kpis AS (  -- how many groups are publishable; the count itself has no int
 
 dwell_kpis AS (  -- over visitor-days (Telia's visits): a person's time in a main zone on a day
     SELECT event_id, 'median_dwell_min' AS metric, '' AS zone_id, '' AS other_zone_id, '' AS category,
-           count(DISTINCT device_key) AS devices, median(visitor_dwell_s) / 60 AS value,
-           CAST(NULL AS DOUBLE) AS se
-    FROM (
-        SELECT zone_days.event_id, zone_days.event_date, zone_days.zone_id, zone_days.device_key,
-               sum(visits.dwell_s) AS visitor_dwell_s
-        FROM zone_days
-        JOIN core.zone_visits AS visits USING (event_date, device_key, zone_id)
-        WHERE zone_days.day_kind = 'event' AND zone_days.is_main_zone AND visits.is_visit
-        GROUP BY zone_days.event_id, zone_days.event_date, zone_days.zone_id, zone_days.device_key
-    )
+           count(DISTINCT device_key) AS devices, median(dwell_s) / 60 AS value, CAST(NULL AS DOUBLE) AS se
+    FROM zone_days
+    WHERE day_kind = 'event' AND is_main_zone
     GROUP BY event_id
 ),
 

@@ -10,8 +10,9 @@
 -- only). A zone that is not separable from its surroundings (counted only through cells that cover
 -- mostly the surroundings) has intervals from 0: every device seen there may have been outside it.
 WITH
+-- One row per visitor-day (a visit in Telia's sense): its visit episodes, and their time together.
 visitor_days AS (
-    SELECT event_date, zone_id, device_key, count(*) AS visits
+    SELECT event_date, zone_id, device_key, count(*) AS visits, sum(dwell_s) AS dwell_s
     FROM core.zone_visits
     WHERE event_date BETWEEN $first_day AND $last_day AND is_visit
     GROUP BY ALL
@@ -57,13 +58,8 @@ zone_estimates AS (
 -- A visitor's dwell is their time in the zone that day (their visits together), as a visit in Telia's
 -- sense is a person in a zone on a day; a median over episodes would count one stay cut in two twice.
 dwell AS (
-    SELECT event_date, zone_id, median(visitor_dwell_s) / 60 AS median_dwell_min
-    FROM (
-        SELECT event_date, zone_id, device_key, sum(dwell_s) AS visitor_dwell_s
-        FROM core.zone_visits
-        WHERE event_date BETWEEN $first_day AND $last_day AND is_visit
-        GROUP BY event_date, zone_id, device_key
-    )
+    SELECT event_date, zone_id, median(dwell_s) / 60 AS median_dwell_min
+    FROM visitor_days
     GROUP BY event_date, zone_id
 ),
 

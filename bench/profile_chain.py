@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     from crowd_platform.defs.staging import assets as staging
     from crowd_platform.defs.staging import ingest
     from crowd_platform.methodology import Methodology
-    from crowd_platform.pseudonym import load_key, pseudonymise
+    from crowd_platform.pseudonym import load_key
     from crowd_platform.warehouse import DayRange, TableWrite, Warehouse, bind, load_sql, write_tables
 
     lines: list[str] = []
@@ -131,12 +131,7 @@ def main(argv: list[str] | None = None) -> None:
             relative = path.relative_to(landing).as_posix()
             timed(f"read {relative}", ingest._read_file, con, path, relative, delivery, scan)
         landed = con.execute("SELECT count(*) FROM landed").fetchone()[0]  # type: ignore[index]
-        distinct = timed(
-            "pseudonyms: SELECT DISTINCT imsi -> Python (for the HMAC timing only)",
-            lambda: con.execute("SELECT DISTINCT imsi FROM landed WHERE imsi IS NOT NULL").pl()["imsi"].to_list(),
-        )
-        timed("pseudonyms: HMAC in Python (alone)", pseudonymise, key, distinct)
-        timed("pseudonyms: register_pseudonyms (distinct, HMAC, table)", ingest.register_pseudonyms, con, key)
+        timed("pseudonyms: register_pseudonyms (distinct, HMAC in SQL, table)", ingest.register_pseudonyms, con, key)
         classify = load_sql("staging/landed_events")
         profiler.disable()
         wall, top = profile_query(con, classify, params, profile_dir / "classify.json")

@@ -1,6 +1,7 @@
 """The speed-ups of docs/performance.md compute what the plain definitions compute.
 
-- pseudonyms: HMAC-SHA256 from prepared pad states equals `hmac.new`, for every key length;
+- pseudonyms: HMAC-SHA256 from prepared pad states (Python) and in DuckDB SQL equal `hmac.new`,
+  for every key length;
 - the ingest's local date by comparison with local midnights equals DuckDB's cast, on the days
   the clocks change too;
 - core.stays, found in one window pass, equals the stay rules applied step by step in Python
@@ -19,7 +20,7 @@ import pytest
 
 from crowd_platform.defs.staging.ingest import _local_date_expression
 from crowd_platform.methodology import Methodology
-from crowd_platform.pseudonym import DEVICE_KEY_HEX_CHARS, pseudonymise
+from crowd_platform.pseudonym import DEVICE_KEY_HEX_CHARS, DEVICE_KEY_SQL, device_key_sql_params, pseudonymise
 from crowd_platform.warehouse import bind, load_sql
 
 
@@ -36,6 +37,11 @@ def test_pseudonyms_are_hmac_sha256(key_length: int) -> None:
     ]
     expected = [hmac.new(key, i.encode(), hashlib.sha256).hexdigest()[:DEVICE_KEY_HEX_CHARS] for i in identities]
     assert pseudonymise(key, identities) == expected
+    in_sql = duckdb.connect().execute(
+        f"SELECT {DEVICE_KEY_SQL} FROM unnest(CAST($identities AS VARCHAR[])) WITH ORDINALITY AS t(imsi, n) ORDER BY n",
+        {**device_key_sql_params(key), "identities": identities},
+    )
+    assert [row[0] for row in in_sql.fetchall()] == expected
 
 
 @pytest.mark.parametrize(

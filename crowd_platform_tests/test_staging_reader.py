@@ -114,10 +114,9 @@ def test_one_run_reads_each_folder_once_and_equals_single_day_runs(con, landing,
     assert sorted_rows(reference["load_audit"])["duplicate_rows"].sum() == 1
     assert "malformed CSV line: too many fields" in sorted_rows(reference["rejected_events"])["reason"].to_list()
 
-    monkeypatch.setattr(ingest, "PSEUDONYM_BATCH", 7)  # hashed in several batches
     for max_rows in (1, 100, 10_000):  # every day alone, batches of two days, the whole run at once
         reads = count_reads(monkeypatch)
-        ingest.drop_pseudonym_cache(con)  # every identity hashed again, in batches
+        ingest.drop_pseudonym_cache(con)  # every identity hashed again
         scan = ingest.LandingScan()
         reader = ingest.LandingReader(con, landing, RUN, LATE_DAYS, scan)
         candidate: dict[str, list[pl.DataFrame]] = {table: [] for table in TABLES}
@@ -156,12 +155,19 @@ def test_a_folder_after_the_run_is_read_for_its_late_rows_only(con, landing) -> 
     assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'landed'").fetchone() == (0,)
 
 
-def test_pseudonyms_in_batches_are_the_keys_of_each_identity(con, monkeypatch) -> None:
+def test_pseudonyms_are_the_keys_of_each_identity_and_cached_for_the_run(con) -> None:
     identities = [imsi(n) for n in range(23)] + ["", " 240010000000001", "ö"]
     con.execute("CREATE OR REPLACE TEMP TABLE landed AS SELECT unnest(?) AS imsi", [identities + identities[:5]])
-    monkeypatch.setattr(ingest, "PSEUDONYM_BATCH", 4)
     assert ingest.register_pseudonyms(con, KEY) == len(identities)
     keys = dict(con.execute("SELECT imsi, device_key FROM pseudonyms").fetchall())
     assert keys == dict(zip(identities, pseudonymise(KEY, identities), strict=True))
+    # The next day: its new identities are hashed, the known ones come from the cache, once each.
+    later = identities[20:] + [imsi(n) for n in range(100, 104)]
+    con.execute("CREATE OR REPLACE TEMP TABLE landed AS SELECT unnest(?) AS imsi", [later])
+    assert ingest.register_pseudonyms(con, KEY) == len(later)
+    keys = dict(con.execute("SELECT imsi, device_key FROM pseudonyms").fetchall())
+    assert keys == dict(zip(later, pseudonymise(KEY, later), strict=True))
+    cached = con.execute("SELECT count(*), count(DISTINCT imsi) FROM pseudonym_cache").fetchone()
+    assert cached == (len(identities) + 4, len(identities) + 4)
     ingest.drop_raw_tables_keep_classified(con)
     ingest.drop_pseudonym_cache(con)

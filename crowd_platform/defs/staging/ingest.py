@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
-from crowd_platform.pseudonym import key_fingerprint, pseudonymise
+from crowd_platform.pseudonym import DEVICE_KEY_SQL, device_key_sql_params, key_fingerprint
 from crowd_platform.warehouse import DayRange, bind, load_sql
 
 REQUIRED_COLUMNS = ("event_time", "imsi", "cell_id", "event_type")
@@ -465,18 +464,14 @@ def _sql_date(day: dt.date) -> str:
     return f"DATE '{day.isoformat()}'"
 
 
-PSEUDONYM_BATCH = 250_000  # identities hashed at a time: bounds the Python strings alive at once
-
-
 def register_pseudonyms(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
     """Pseudonymise each distinct identity of `landed` once (not each row) into the temp table `pseudonyms`.
 
     The keys computed are remembered in the temp table `pseudonym_cache` for the connection's
     life (one run): in a backfill most SIMs recur every day and are hashed once, not once a day.
-    The cache holds raw IMSIs like `landed`, only in this connection, and goes with it. New
-    identities are hashed `PSEUDONYM_BATCH` at a time: they arrive as one Arrow column (compact),
-    and only a batch of them is turned into Python strings (at 30 M events a day, 15 M IMSIs and
-    their keys as Python strings were over 2 GB)."""
+    The cache holds raw IMSIs like `landed`, only in this connection, and goes with it. The HMAC
+    runs in DuckDB (`DEVICE_KEY_SQL`), so the IMSIs never become Python strings: at 30 M events a
+    day, 15 M IMSIs and their keys as Python strings were over 2 GB."""
     fingerprint = key_fingerprint(key)
     con.execute(
         "CREATE TEMP TABLE IF NOT EXISTS pseudonym_cache (imsi VARCHAR, device_key VARCHAR, key_fingerprint VARCHAR)"
@@ -485,17 +480,11 @@ def register_pseudonyms(con: duckdb.DuckDBPyConnection, key: bytes) -> int:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE day_identities AS SELECT DISTINCT imsi FROM landed WHERE imsi IS NOT NULL"
     )
-    unseen = con.execute("SELECT imsi FROM day_identities ANTI JOIN pseudonym_cache USING (imsi)").pl()["imsi"]
-    for offset in range(0, unseen.len(), PSEUDONYM_BATCH):
-        identities = unseen.slice(offset, PSEUDONYM_BATCH)
-        mapping = pl.DataFrame(
-            {"imsi": identities, "device_key": pseudonymise(key, identities.to_list())},
-            schema={"imsi": pl.String, "device_key": pl.String},
-        )
-        con.register("pseudonym_mapping", mapping)
-        con.execute("INSERT INTO pseudonym_cache SELECT imsi, device_key, ? FROM pseudonym_mapping", [fingerprint])
-        con.unregister("pseudonym_mapping")
-    del unseen
+    con.execute(
+        f"INSERT INTO pseudonym_cache SELECT imsi, {DEVICE_KEY_SQL}, $fingerprint "
+        "FROM day_identities ANTI JOIN pseudonym_cache USING (imsi)",
+        {**device_key_sql_params(key), "fingerprint": fingerprint},
+    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE pseudonyms AS "
         "SELECT imsi, device_key FROM pseudonym_cache SEMI JOIN day_identities USING (imsi)"

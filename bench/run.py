@@ -15,7 +15,9 @@ What it does (docs/performance.md has the figures and how to read them):
 3. Reference points in the same run, each in its own child process, on the same landing files:
    (a) plain pandas doing the same stays-and-visits logic (no pseudonyms, no rejects accounting, no
    marts), (b) trackintel `generate_staypoints` and scikit-mobility `stops` on cell positions, on a
-   sample of devices (extrapolated per event), (c) DuckDB reading the files and counting by cell.
+   sample of devices (extrapolated per event), (c) DuckDB reading the files and counting by cell,
+   (d) DuckDB copying the landed rows into a database file and running one window over each device's
+   events in time order (the least any chain that keeps its tables in DuckDB must do).
 4. Prints medians over the repeats and writes them as JSON (and Markdown beside it).
 """
 
@@ -181,24 +183,58 @@ def child_count_rows(warehouse: str, day: str) -> dict:
     return counts
 
 
-def child_floor(work: str, day: str) -> dict:
-    """The floor: DuckDB reads the same landed files and counts events per cell, nothing else."""
-    import duckdb
-
+def _landed_rows_sql(work: str, day: str, columns: str) -> str:
+    """A query over the day's landed files (Parquet and CSV) selecting `columns`."""
     files = landed_files(Path(work) / "landing", dt.date.fromisoformat(day))
     parquet = [str(p) for p in files if p.name.endswith(".parquet")]
     csv = [str(p) for p in files if not p.name.endswith(".parquet")]
     parts = []
     if parquet:
-        parts.append(f"SELECT cell_id FROM read_parquet({parquet!r})")
+        parts.append(f"SELECT {columns} FROM read_parquet({parquet!r})")
     if csv:
-        parts.append(f"SELECT cell_id FROM read_csv({csv!r}, all_varchar = true)")
+        parts.append(f"SELECT {columns} FROM read_csv({csv!r}, all_varchar = true)")
+    return " UNION ALL ".join(parts)
+
+
+def child_floor(work: str, day: str) -> dict:
+    """The floor: DuckDB reads the same landed files and counts events per cell, nothing else."""
+    import duckdb
+
     con = duckdb.connect()
     started = time.perf_counter()
-    union = " UNION ALL ".join(parts)
+    union = _landed_rows_sql(work, day, "cell_id")
     cells = con.execute(f"SELECT count(*) FROM (SELECT cell_id, count(*) FROM ({union}) GROUP BY 1)")
     n_cells = cells.fetchone()[0]  # type: ignore[index]
     return {"wall_s": time.perf_counter() - started, "cells": n_cells}
+
+
+def child_floor_chain(work: str, day: str) -> dict:
+    """The floor of any chain that keeps its tables in DuckDB, as this one must: the landed rows copied
+    into a table of a database file (no checks, pseudonyms, duplicates or rejects), then one window over
+    each device's events in time order, counting its cell changes (the least that stays, flags and
+    devices each need: the chain runs three such windows). Same memory limit and cores as the chain."""
+    import duckdb
+
+    from crowd_platform.settings import duckdb_memory_limit
+
+    path = Path(work) / "floor_chain.duckdb"
+    path.unlink(missing_ok=True)
+    config = {"memory_limit": duckdb_memory_limit(), "preserve_insertion_order": "false"}
+    con = duckdb.connect(str(path), config=config)
+    try:
+        started = time.perf_counter()
+        union = _landed_rows_sql(work, day, "event_time, imsi, cell_id, event_type, tac")
+        con.execute(f"CREATE TABLE events AS {union}")
+        copied = time.perf_counter()
+        changes = con.execute(
+            "SELECT count(*) FILTER (WHERE changed) FROM (SELECT cell_id IS DISTINCT FROM "
+            "lag(cell_id) OVER (PARTITION BY imsi ORDER BY event_time) AS changed FROM events)"
+        ).fetchone()[0]  # type: ignore[index]
+        ended = time.perf_counter()
+    finally:
+        con.close()
+        path.unlink(missing_ok=True)
+    return {"wall_s": ended - started, "copy_s": copied - started, "window_s": ended - copied, "cell_changes": changes}
 
 
 def _read_events_pandas(work: Path, day: dt.date):
@@ -352,6 +388,7 @@ def _child_main(argv: list[str]) -> None:
         "chain": child_chain,
         "count": child_count_rows,
         "floor": child_floor,
+        "floor_chain": child_floor_chain,
         "pandas": child_pandas,
     }
     if mode in ("trackintel", "skmob"):
@@ -450,6 +487,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         if args.baseline_tree and repeat % 2 == 0:
             run_baseline()
         reference_point("duckdb_count_by_cell", ["floor", str(work), day.isoformat()])
+        reference_point("duckdb_copy_and_one_window", ["floor_chain", str(work), day.isoformat()])
         if not args.skip_pandas:
             reference_point("pandas", ["pandas", str(work), day.isoformat()])
         if not args.skip_toolkits and repeat <= args.toolkit_repeats:

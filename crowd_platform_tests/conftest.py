@@ -117,3 +117,11 @@ def write_zone_attribution(
         [(z, z, 0.1, True) if z in inseparable else (z, z, 0.9, False) for z in zones],
     )
     build_zone_attribution(con, methodology)
+
+
+def write_visitor_days(con: duckdb.DuckDBPyConnection) -> None:
+    """core.visitor_days from a hand-made core.zone_visits, by the pipeline's own SQL (all its days)."""
+    from crowd_platform.warehouse import DayRange, TableWrite, load_sql, write_tables
+
+    first, last = con.execute("SELECT min(event_date), max(event_date) FROM core.zone_visits").fetchone()
+    write_tables(con, [TableWrite("core.visitor_days", load_sql("core/visitor_days"))], DayRange(first, last))

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from crowd_platform.defs.core.assets import zone_presence_hourly
+from crowd_platform.defs.core.assets import visitor_days, zone_presence_hourly
 from crowd_platform.defs.marts.assets import marts_assets
 from crowd_platform.defs.marts.disclosure import (
     HOME_MUNICIPALITY_DAILY,
@@ -106,10 +106,10 @@ def write_core_world(path: Path) -> None:
 
 
 def materialise_marts(path: Path, k: int) -> dg.ExecuteInProcessResult:
-    """The ledger and the four marts for DAY, with their checks, on the world at `path` (and the hourly
-    presence that the ledger and marts.zone_hourly read, derived from its core.zone_visits)."""
+    """The ledger and the four marts for DAY, with their checks, on the world at `path` (and the visitor-days
+    and hourly presence that they read, derived from its core.zone_visits)."""
     return dg.materialize(
-        [zone_presence_hourly, *marts_assets],
+        [visitor_days, zone_presence_hourly, *marts_assets],
         partition_key=DAY.isoformat(),
         resources={"warehouse": Warehouse(database=str(path)), "methodology": Methodology(min_group_devices=k)},
     )

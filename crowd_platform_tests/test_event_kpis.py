@@ -20,7 +20,7 @@ import pytest
 
 from crowd_platform.methodology import Methodology
 from crowd_platform.warehouse import TableWrite, load_sql, write_tables
-from crowd_platform_tests.conftest import BuiltWorld, write_zone_attribution
+from crowd_platform_tests.conftest import BuiltWorld, write_visitor_days, write_zone_attribution
 
 START, END = dt.date(2022, 6, 15), dt.date(2022, 6, 21)  # a Wednesday to a Tuesday: each weekday once
 BASELINE = [dt.date(2022, 6, 1) + dt.timedelta(days=i) for i in range(14)]  # two of each weekday before
@@ -89,6 +89,7 @@ def compute_kpis(
         "INSERT INTO core.zone_visits VALUES (?, ?, ?, 3600, true, ?, ?, NULL)",
         [(v.day, v.device, v.zone, v.visitor_class, v.origin_country) for v in visits],
     )
+    write_visitor_days(con)
     # A device seen on every held day (a phone at home): the warehouse holds those days.
     weights = {(v.day, v.device) for v in visits} | {(day, "homebody") for day in held_days}
     con.execute(

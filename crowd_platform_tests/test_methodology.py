@@ -201,6 +201,9 @@ def test_a_gap_over_the_limit_splits_a_visit_and_one_under_it_does_not(read) -> 
     # Presence during the silence is unknown, not assumed: two visits of 30 minutes each.
     assert over.select("dwell_s", "is_visit").rows() == [(30 * 60, True), (30 * 60, True)]
     assert (over["visit_start"][1] - over["visit_end"][0]) == dt.timedelta(minutes=gap + 1)
+    # Still one person in the zone that day (a visitor-day, what the marts count), with the hour together.
+    days = _rows(read, "core.visitor_days", "gap_over_limit", "zone_id")
+    assert days.select("zone_id", "visits", "dwell_s").rows() == [("area_b", 2, 60 * 60)]
 
 
 def test_time_at_a_cell_reaching_into_the_zone_does_not_end_a_visit_up_to_the_limit(read) -> None:

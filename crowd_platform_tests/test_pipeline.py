@@ -186,6 +186,26 @@ def test_raw_visitors_match_the_planned_visits(world: BuiltWorld) -> None:
         assert row["n"] >= truth_counts[(row["event_date"], "area_b")]
 
 
+def test_the_daily_marts_count_visitor_days(world: BuiltWorld) -> None:
+    """core.visitor_days holds each person's visits to a zone on a day once, and marts.zone_daily's raw counts
+    are its rows and visits (devices without a weight left out, as everywhere in the marts)."""
+    days = _read(world, "SELECT event_date, zone_id, device_key, visits, dwell_s FROM core.visitor_days")
+    assert days.height > 0 and days.select("event_date", "zone_id", "device_key").is_unique().all()
+    episodes = _read(world, "SELECT event_date, zone_id, device_key, count(*) AS visits, sum(dwell_s) AS dwell_s "
+                            "FROM core.zone_visits WHERE is_visit GROUP BY ALL")  # fmt: skip
+    assert days.sort(["event_date", "zone_id", "device_key"]).equals(
+        episodes.sort(["event_date", "zone_id", "device_key"]), null_equal=True
+    )
+    published = _read(world, "SELECT event_date, zone_id, visitors, visits FROM marts.zone_daily WHERE NOT suppressed")
+    counted = _read(world, "SELECT event_date, zone_id, count(*) AS visitors, sum(visits) AS visits "
+                           "FROM core.visitor_days JOIN core.device_weights USING (event_date, device_key) "
+                           "GROUP BY ALL")  # fmt: skip
+    joined = published.join(counted, on=["event_date", "zone_id"], suffix="_counted")
+    assert joined.height == published.height > 0
+    assert (joined["visitors"] == joined["visitors_counted"]).all()
+    assert (joined["visits"] == joined["visits_counted"]).all()
+
+
 def test_event_kpis_have_the_headline_metrics(world: BuiltWorld) -> None:
     kpis = _read(world, "FROM marts.event_kpis")
     assert {"visits", "unique_visitors", "countries", "municipalities", "international_share",

@@ -17,7 +17,7 @@ import pytest
 from crowd_platform import report
 from crowd_platform.report import breakdowns, charts, html, queries, svg, tables
 from crowd_platform.warehouse import Warehouse
-from crowd_platform_tests.conftest import BuiltWorld
+from crowd_platform_tests.conftest import BuiltWorld, write_visitor_days
 
 SECTIONS = ["headline", "daily", "uplift", "overlap", "attendance", "returning", "hourly", "countries",
             "municipalities", "dwell"]  # fmt: skip
@@ -131,9 +131,12 @@ def _visits_table(rows: list[tuple[str, float]]) -> duckdb.DuckDBPyConnection:
     con.execute("CREATE SCHEMA core")
     con.execute(
         "CREATE TABLE core.zone_visits (event_date DATE, device_key VARCHAR, zone_id VARCHAR, dwell_s DOUBLE, "
-        "is_visit BOOLEAN)"
+        "is_visit BOOLEAN, visitor_class VARCHAR, origin_country VARCHAR, home_municipality VARCHAR)"
     )
-    con.executemany("INSERT INTO core.zone_visits VALUES ('2022-06-01', ?, 'a', ?, true)", rows)
+    con.executemany(
+        "INSERT INTO core.zone_visits VALUES ('2022-06-01', ?, 'a', ?, true, 'resident', 'SE', '1283')", rows
+    )
+    write_visitor_days(con)
     return con
 
 

@@ -59,7 +59,7 @@ SOURCE_NOTE = {
     "hourly": "marts.zone_hourly",
     "countries": "marts.origin_country_daily",
     "municipalities": "marts.home_municipality_daily, reference.municipalities",
-    "dwell": "core.zone_visits (restricted; only binned counts are published)",
+    "dwell": "core.visitor_days (restricted; only binned counts are published)",
     "uplift": "marts.event_kpis (uplift, visits)",
     "overlap": "marts.event_kpis (unique_visitors, zone_overlap)",
     "attendance": "marts.event_kpis (days_attended, days_attended_mean, visits_per_visitor)",

@@ -1,7 +1,7 @@
 """What the event report reads from the warehouse: published marts and KPIs, plus binned dwell times.
 
 Every function takes an open DuckDB connection and returns plain Python rows (dicts), so the chart
-and page code never touches SQL. Only `dwell_bins` reads a restricted table (core.zone_visits); it
+and page code never touches SQL. Only `dwell_bins` reads a restricted table (core.visitor_days); it
 returns binned counts with the disclosure rule applied, never device-level rows.
 """
 
@@ -272,10 +272,9 @@ def home_municipalities(con: duckdb.DuckDBPyConnection, event: Event) -> list[di
 # there that day (as marts.zone_daily's and marts.event_kpis' median_dwell_min).
 DWELL_QUERY = """
 WITH visits AS (
-    SELECT device_key, least(floor(sum(dwell_s) / $bin_s), $open_bin) AS bin
-    FROM core.zone_visits
-    WHERE is_visit AND zone_id IN (SELECT unnest($zones)) AND event_date BETWEEN $start AND $end
-    GROUP BY event_date, zone_id, device_key
+    SELECT device_key, least(floor(dwell_s / $bin_s), $open_bin) AS bin
+    FROM core.visitor_days
+    WHERE zone_id IN (SELECT unnest($zones)) AND event_date BETWEEN $start AND $end
 )
 """
 

@@ -98,34 +98,36 @@ report_days AS (  -- the days the KPIs read: the event's own days and its baseli
     SELECT event_id, event_date, 'baseline', weekday FROM baseline_days
 ),
 
--- One row per event, zone, day and device with a visit (Telia's unit), with the day's weight: on the event's
--- days (day_kind 'event') for its main zones and the venues inside them, on the baseline days ('baseline')
--- for its main zones only (the uplift's baseline and returning visitors need no more). dwell_s: the person's
--- visit episodes there that day, together.
+-- One row per event and visitor-day (core.visitor_days: a person in a zone on a day, Telia's unit), with the
+-- day's weight: on the event's days (day_kind 'event') for its main zones and the venues inside them, on the
+-- baseline days ('baseline') for its main zones only (the uplift's baseline and returning visitors need no
+-- more). dwell_s: the person's visit episodes there that day, together.
 zone_days AS (
     SELECT
         days.event_id,
         days.day_kind,
-        visits.zone_id,
+        visitor_days.zone_id,
         event_zones.is_main_zone,
-        visits.event_date,
+        visitor_days.event_date,
         days.weekday,
-        visits.device_key,
-        any_value(weights.share) AS share,
-        any_value(weights.share_rel_var) AS share_rel_var,
-        any_value(weights.share_basis) AS share_basis,
-        any_value(weights.share_group) AS share_group,
+        visitor_days.device_key,
+        weights.share,
+        weights.share_rel_var,
+        weights.share_basis,
+        weights.share_group,
         withheld.zone_id IS NULL AS is_published,
-        sum(visits.dwell_s) AS dwell_s
-    FROM core.zone_visits AS visits
-    JOIN report_days AS days ON days.event_date = visits.event_date
-    JOIN event_zones ON event_zones.event_id = days.event_id AND event_zones.zone_id = visits.zone_id
+        visitor_days.dwell_s,
+        visitor_days.visitor_class,
+        visitor_days.origin_country,
+        visitor_days.home_municipality
+    FROM core.visitor_days AS visitor_days
+    JOIN report_days AS days ON days.event_date = visitor_days.event_date
+    JOIN event_zones ON event_zones.event_id = days.event_id AND event_zones.zone_id = visitor_days.zone_id
     JOIN core.device_weights AS weights
-        ON weights.event_date = visits.event_date AND weights.device_key = visits.device_key
+        ON weights.event_date = visitor_days.event_date AND weights.device_key = visitor_days.device_key
     LEFT JOIN withheld_zone_days AS withheld
-        ON withheld.zone_id = visits.zone_id AND withheld.event_date = visits.event_date
-    WHERE visits.is_visit AND (days.day_kind = 'event' OR event_zones.is_main_zone)
-    GROUP BY ALL
+        ON withheld.zone_id = visitor_days.zone_id AND withheld.event_date = visitor_days.event_date
+    WHERE days.day_kind = 'event' OR event_zones.is_main_zone
 ),
 
 -- A zone's visits and uplift are sums of its marts.zone_daily cells (event and baseline days). A total that
@@ -168,14 +170,11 @@ person_flags AS (  -- main-zone visitors: international? seen in the main zones 
     SELECT
         persons.event_id,
         persons.device_key,
-        bool_or(visits.visitor_class = 'international_visitor') AS is_international,
+        bool_or(zone_days.visitor_class = 'international_visitor') AS is_international,
         bool_or(seen_before.device_key IS NOT NULL) AS is_returning
     FROM persons
     JOIN zone_days ON zone_days.event_id = persons.event_id AND zone_days.device_key = persons.device_key
                   AND zone_days.is_main_zone AND zone_days.day_kind = 'event'
-    JOIN core.zone_visits AS visits
-        ON visits.event_date = zone_days.event_date AND visits.device_key = zone_days.device_key
-       AND visits.zone_id = zone_days.zone_id AND visits.is_visit
     LEFT JOIN (SELECT DISTINCT event_id, device_key FROM zone_days WHERE day_kind = 'baseline') AS seen_before
         ON seen_before.event_id = persons.event_id AND seen_before.device_key = persons.device_key
     WHERE persons.in_main_zones
@@ -428,8 +427,7 @@ peak_day_kpis AS (
 person_origins AS (
     SELECT DISTINCT event_id, device_key, origin_country, home_municipality
     FROM zone_days
-    JOIN core.zone_visits AS visits USING (event_date, device_key, zone_id)
-    WHERE zone_days.day_kind = 'event' AND zone_days.is_main_zone AND visits.is_visit
+    WHERE day_kind = 'event' AND is_main_zone
 ),
 
 country_groups AS (

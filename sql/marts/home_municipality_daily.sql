@@ -4,10 +4,9 @@
 -- rounded to the nearest 10.
 WITH
 visitor_days AS (
-    SELECT event_date, zone_id, home_municipality AS municipality_code, device_key, count(*) AS visits
-    FROM core.zone_visits
-    WHERE event_date BETWEEN $first_day AND $last_day AND is_visit AND home_municipality IS NOT NULL
-    GROUP BY ALL
+    SELECT event_date, zone_id, home_municipality AS municipality_code, device_key, visits
+    FROM core.visitor_days
+    WHERE event_date BETWEEN $first_day AND $last_day AND home_municipality IS NOT NULL
 ),
 
 counted AS (

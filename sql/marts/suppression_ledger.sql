@@ -6,10 +6,11 @@
 -- Hourly presence is defined once, in core.zone_presence_hourly, which marts.zone_hourly reads too.
 WITH
 visitor_days AS (  -- marts.zone_daily, origin_country_daily, home_municipality_daily
-    SELECT DISTINCT visits.event_date, visits.zone_id, visits.device_key, visits.origin_country, visits.home_municipality
-    FROM core.zone_visits AS visits
+    SELECT visitor_days.event_date, visitor_days.zone_id, visitor_days.device_key, visitor_days.origin_country,
+           visitor_days.home_municipality
+    FROM core.visitor_days AS visitor_days
     JOIN core.device_weights AS weights USING (event_date, device_key)
-    WHERE visits.event_date BETWEEN $first_day AND $last_day AND visits.is_visit
+    WHERE visitor_days.event_date BETWEEN $first_day AND $last_day
 )
 
 SELECT event_date, 'marts.zone_daily' AS mart, zone_id, CAST(NULL AS INTEGER) AS hour, CAST(NULL AS VARCHAR) AS group_key,

@@ -10,12 +10,10 @@
 -- only). A zone that is not separable from its surroundings (counted only through cells that cover
 -- mostly the surroundings) has intervals from 0: every device seen there may have been outside it.
 WITH
--- One row per visitor-day (a visit in Telia's sense): its visit episodes, and their time together.
-visitor_days AS (
-    SELECT event_date, zone_id, device_key, count(*) AS visits, sum(dwell_s) AS dwell_s
-    FROM core.zone_visits
-    WHERE event_date BETWEEN $first_day AND $last_day AND is_visit
-    GROUP BY ALL
+visitor_days AS (  -- a visit in Telia's sense: a person in a zone on a day (core.visitor_days)
+    SELECT event_date, zone_id, device_key, visits, dwell_s
+    FROM core.visitor_days
+    WHERE event_date BETWEEN $first_day AND $last_day
 ),
 
 share_groups AS (
@@ -55,8 +53,8 @@ zone_estimates AS (
     GROUP BY ALL
 ),
 
--- A visitor's dwell is their time in the zone that day (their visits together), as a visit in Telia's
--- sense is a person in a zone on a day; a median over episodes would count one stay cut in two twice.
+-- A visitor's dwell is their time in the zone that day (their visits together): a median over episodes
+-- would count one stay cut in two twice.
 dwell AS (
     SELECT event_date, zone_id, median(dwell_s) / 60 AS median_dwell_min
     FROM visitor_days

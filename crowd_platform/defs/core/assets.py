@@ -132,6 +132,33 @@ zone_visits = sql_asset(
     ],
 )
 
+visitor_days = sql_asset(
+    "core",
+    "visitor_days",
+    "One row per device, zone and day with a visit (a visit in Telia's sense: a person in a zone on a day): "
+    "the number of visit episodes, their dwell together, visitor class, origin country and home municipality. "
+    "The one definition of a visitor-day, which every daily mart, the event KPIs and the report's dwell read.",
+    deps=[core_key("zone_visits")],
+    checks=[
+        SqlCheck(
+            "one_row_per_visitor_day",
+            "A device has one row per zone and day: its class, country and home are the same in all its visits.",
+            "SELECT count(*) - count(DISTINCT (event_date, zone_id, device_key)) FROM core.visitor_days "
+            "WHERE event_date BETWEEN $first_day AND $last_day",
+        ),
+        SqlCheck(
+            "every_visit_in_a_visitor_day",
+            "The visitor-days of each day hold exactly the day's visit episodes and their dwell.",
+            "SELECT count(*) FROM (SELECT event_date, count(*) AS visits, sum(dwell_s) AS dwell_s "
+            "FROM core.zone_visits WHERE event_date BETWEEN $first_day AND $last_day AND is_visit GROUP BY ALL) AS v "
+            "FULL JOIN (SELECT event_date, sum(visits) AS visits, sum(dwell_s) AS dwell_s FROM core.visitor_days "
+            "WHERE event_date BETWEEN $first_day AND $last_day GROUP BY ALL) AS d USING (event_date) "
+            "WHERE v.visits IS DISTINCT FROM d.visits OR abs(v.dwell_s - d.dwell_s) > 0.001 "
+            "OR v.dwell_s IS NULL OR d.dwell_s IS NULL",
+        ),
+    ],
+)
+
 # A visit of day D can last until the end of D+2 (its stays are built from D-1..D+1, and a stay of
 # D+1 from D..D+2): the hourly presence of D reads visits from D-2 on.
 VISITS_REACHING_THE_DAY = day_window(-2, 0)
@@ -169,5 +196,6 @@ core_assets = [
     device_homes,
     device_weights,
     zone_visits,
+    visitor_days,
     zone_presence_hourly,
 ]

@@ -25,7 +25,7 @@ EVENT_KPIS = dg.AssetKey(["marts", "event_kpis"])
             "dwell and peak day, with 95 % intervals. Withheld under k devices and against differencing "
             "(`suppression_rule`).",
             deps=[
-                dg.AssetKey(["core", "zone_visits"]),
+                dg.AssetKey(["core", "visitor_days"]),
                 dg.AssetKey(["core", "device_weights"]),
                 dg.AssetKey(["marts", "zone_daily"]),
                 dg.AssetKey(["reference", "events"]),
@@ -69,7 +69,7 @@ EVENT_KPIS = dg.AssetKey(["marts", "event_kpis"])
         dg.AssetKey(["marts", "zone_hourly"]),
         dg.AssetKey(["marts", "origin_country_daily"]),
         dg.AssetKey(["marts", "home_municipality_daily"]),
-        dg.AssetKey(["core", "zone_visits"]),
+        dg.AssetKey(["core", "visitor_days"]),
         dg.AssetKey(["reference", "municipalities"]),
     ],
     group_name="event",

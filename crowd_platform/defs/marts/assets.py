@@ -15,8 +15,8 @@ from crowd_platform.defs.marts.ledger import (
     DEVICE_WEIGHTS,
     LEDGER,
     LEDGER_TABLE,
+    VISITOR_DAYS,
     ZONE_PRESENCE_HOURLY,
-    ZONE_VISITS,
     suppression_ledger,
 )
 from crowd_platform.defs.sql_asset import SqlCheck, sql_asset
@@ -146,7 +146,7 @@ zone_daily = sql_asset(
     "Visits and visitors per zone and day, raw and extrapolated to the population with 95 % "
     "intervals (sampling and zone attribution error; estimates rounded to 10), and the median dwell; "
     "suppressed cells (under k devices, or protecting one) per marts.suppression_ledger.",
-    deps=[ZONE_VISITS, DEVICE_WEIGHTS, LEDGER, ZONE_ATTRIBUTION],
+    deps=[VISITOR_DAYS, DEVICE_WEIGHTS, LEDGER, ZONE_ATTRIBUTION],
     checks=[
         no_small_groups("marts.zone_daily", "visitors"),
         SqlCheck(
@@ -180,7 +180,7 @@ origin_country_daily = sql_asset(
     "origin_country_daily",
     "Visits and visitors per zone, day and origin country (home network of the SIM), "
     "extrapolated (rounded to 10); suppressed cells per marts.suppression_ledger.",
-    deps=[ZONE_VISITS, DEVICE_WEIGHTS, LEDGER, ZONE_DAILY],
+    deps=[VISITOR_DAYS, DEVICE_WEIGHTS, LEDGER, ZONE_DAILY],
     checks=[
         no_small_groups("marts.origin_country_daily", "visitors"),
         matches_ledger("marts.origin_country_daily", {"zone_id": "zone_id", "country_iso2": "group_key"}),
@@ -194,7 +194,7 @@ home_municipality_daily = sql_asset(
     "home_municipality_daily",
     "Visits and visitors per zone, day and home municipality (Swedish SIMs with a known home), "
     "extrapolated (rounded to 10); suppressed cells per marts.suppression_ledger.",
-    deps=[ZONE_VISITS, DEVICE_WEIGHTS, LEDGER, ZONE_DAILY, ORIGIN_COUNTRY_DAILY],
+    deps=[VISITOR_DAYS, DEVICE_WEIGHTS, LEDGER, ZONE_DAILY, ORIGIN_COUNTRY_DAILY],
     checks=[
         no_small_groups("marts.home_municipality_daily", "visitors"),
         matches_ledger("marts.home_municipality_daily", {"zone_id": "zone_id", "municipality_code": "group_key"}),

@@ -32,7 +32,7 @@ from crowd_platform.warehouse import (
 
 LEDGER = dg.AssetKey(["marts", "suppression_ledger"])
 LEDGER_TABLE = "marts.suppression_ledger"
-ZONE_VISITS = dg.AssetKey(["core", "zone_visits"])
+VISITOR_DAYS = dg.AssetKey(["core", "visitor_days"])
 DEVICE_WEIGHTS = dg.AssetKey(["core", "device_weights"])
 ZONE_PRESENCE_HOURLY = dg.AssetKey(["core", "zone_presence_hourly"])
 ZONES = dg.AssetKey(["reference", "zones"])
@@ -130,7 +130,7 @@ def write_ledger(con: duckdb.DuckDBPyConnection, days: DayRange, k: int) -> list
     "their suppression from it (docs/disclosure.md).",
     group_name="marts",
     # Same days only: the presence of a day already holds the visits that began the evening before.
-    deps=[ZONE_VISITS, DEVICE_WEIGHTS, ZONE_PRESENCE_HOURLY, ZONES],
+    deps=[VISITOR_DAYS, DEVICE_WEIGHTS, ZONE_PRESENCE_HOURLY, ZONES],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=check_specs(LEDGER, LEDGER_CHECKS),

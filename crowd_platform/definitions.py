@@ -6,6 +6,7 @@ import dagster as dg
 
 from crowd_platform.defs.core.assets import core_assets
 from crowd_platform.defs.event.assets import event_assets
+from crowd_platform.defs.freshness import marts_freshness_policy, with_freshness
 from crowd_platform.defs.marts.assets import marts_assets
 from crowd_platform.defs.reference.assets import reference_assets
 from crowd_platform.defs.schedules import daily_job, daily_schedule, event_job, reference_job, refresh_job
@@ -14,7 +15,9 @@ from crowd_platform.defs.staging.assets import staging_events
 from crowd_platform.progress import progress_logger
 from crowd_platform.resources import build_resources
 
-ALL_ASSETS = [*reference_assets, staging_events, *core_assets, *marts_assets, *event_assets]
+# In a live deployment the daily marts are due each morning (defs/freshness.py).
+DAILY_MARTS = with_freshness(marts_assets, marts_freshness_policy())
+ALL_ASSETS = [*reference_assets, staging_events, *core_assets, *DAILY_MARTS, *event_assets]
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,

@@ -91,3 +91,33 @@ def test_hourly_presence_reads_the_two_days_before_and_feeds_the_ledger_and_the_
         assert (same_day.start_offset, same_day.end_offset) == (0, 0)
     # The hourly mart reads device-level presence only through core, never zone visits directly.
     assert dg.AssetKey(["core", "zone_visits"]) not in graph.get(dg.AssetKey(["marts", "zone_hourly"])).parent_keys
+
+
+def test_daily_marts_of_a_live_window_are_due_by_nine_and_a_closed_window_has_no_freshness(monkeypatch) -> None:
+    import datetime as dt
+
+    from crowd_platform.defs.freshness import marts_freshness_policy, with_freshness
+    from crowd_platform.defs.marts.assets import marts_assets
+
+    monkeypatch.setenv("CROWD_PARTITION_START", "2026-01-01")
+    monkeypatch.setenv("CROWD_PARTITION_END", "2026-12-31")
+    live = marts_freshness_policy(today=dt.date(2026, 6, 1))
+    assert isinstance(live, dg.FreshnessPolicy)
+    assert marts_freshness_policy(today=dt.date(2027, 1, 1)) is not None  # yesterday is still in the window
+    assert marts_freshness_policy(today=dt.date(2027, 1, 2)) is None  # the window has closed
+    specs = [spec for asset in with_freshness(marts_assets, live) for spec in asset.specs]
+    assert {spec.key.to_user_string() for spec in specs} >= {"marts/zone_daily", "marts/suppression_ledger"}
+    assert all(spec.freshness_policy == live for spec in specs)
+    # The tests' window (2022) is closed: the code location itself carries no policy.
+    graph = defs.resolve_asset_graph()
+    assert all(graph.get(key).freshness_policy is None for key in graph.get_all_asset_keys())
+
+
+def test_the_instance_settings_load_with_freshness_enabled(tmp_path) -> None:
+    import shutil
+
+    from crowd_platform import settings
+
+    shutil.copy(settings.DAGSTER_YAML_TEMPLATE, tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.get_settings("freshness").get("enabled") is True

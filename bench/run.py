@@ -35,6 +35,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,32 +212,45 @@ def child_floor(work: str, day: str) -> dict:
     return {"wall_s": time.perf_counter() - started, "cells": n_cells}
 
 
+@contextmanager
+def _scratch_database(work: str, name: str) -> Iterator:
+    """A fresh DuckDB database file in the work folder, with the chain's memory limit; removed after."""
+    import duckdb
+
+    from crowd_platform.settings import duckdb_memory_limit
+
+    path = Path(work) / f"{name}.duckdb"
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path), config={"memory_limit": duckdb_memory_limit(), "preserve_insertion_order": "false"})
+    try:
+        yield con
+    finally:
+        con.close()
+        path.unlink(missing_ok=True)
+
+
+def _count_cell_changes(con, device: str) -> int:
+    """One window over each device's events in time order (the table `events`): its cell changes."""
+    row = con.execute(
+        "SELECT count(*) FILTER (WHERE changed) FROM (SELECT cell_id IS DISTINCT FROM "
+        f"lag(cell_id) OVER (PARTITION BY {device} ORDER BY event_time, cell_id) AS changed FROM events)"
+    ).fetchone()
+    return int(row[0])
+
+
 def child_floor_chain(work: str, day: str) -> dict:
     """The floor of any chain that keeps its tables in DuckDB, as this one must: the landed rows copied
     into a table of a database file (no checks, pseudonyms, duplicates or rejects), then one window over
     each device's events in time order, counting its cell changes (the least that stays, flags and
     devices each need: the chain runs three such windows). Same memory limit and cores as the chain."""
-    import duckdb
-
-    from crowd_platform.settings import duckdb_memory_limit
-
-    path = Path(work) / "floor_chain.duckdb"
-    path.unlink(missing_ok=True)
-    config = {"memory_limit": duckdb_memory_limit(), "preserve_insertion_order": "false"}
-    con = duckdb.connect(str(path), config=config)
-    try:
+    with _scratch_database(work, "floor_chain") as con:
         started = time.perf_counter()
-        union = _landed_rows_sql(work, day, "event_time, imsi, cell_id, event_type, tac")
-        con.execute(f"CREATE TABLE events AS {union}")
+        con.execute(
+            f"CREATE TABLE events AS {_landed_rows_sql(work, day, 'event_time, imsi, cell_id, event_type, tac')}"
+        )
         copied = time.perf_counter()
-        changes = con.execute(
-            "SELECT count(*) FILTER (WHERE changed) FROM (SELECT cell_id IS DISTINCT FROM "
-            "lag(cell_id) OVER (PARTITION BY imsi ORDER BY event_time, cell_id) AS changed FROM events)"
-        ).fetchone()[0]  # type: ignore[index]
+        changes = _count_cell_changes(con, "imsi")
         ended = time.perf_counter()
-    finally:
-        con.close()
-        path.unlink(missing_ok=True)
     return {"wall_s": ended - started, "copy_s": copied - started, "window_s": ended - copied, "cell_changes": changes}
 
 
@@ -245,16 +260,9 @@ def child_minimal_chain(work: str, day: str) -> dict:
     on known cells and de-duplicated in one statement into a table of a database file, then the window of
     (d) over the device keys. No rejects accounting, local dates, flags, homes or marts. Same memory
     limit and cores as the chain."""
-    import duckdb
-
     from crowd_platform.pseudonym import DEVICE_KEY_SQL, device_key_sql_params
-    from crowd_platform.settings import duckdb_memory_limit
 
-    path = Path(work) / "minimal_chain.duckdb"
-    path.unlink(missing_ok=True)
-    config = {"memory_limit": duckdb_memory_limit(), "preserve_insertion_order": "false"}
-    con = duckdb.connect(str(path), config=config)
-    try:
+    with _scratch_database(work, "minimal_chain") as con:
         con.execute(f"ATTACH '{Path(work) / 'template.duckdb'}' AS template (READ_ONLY)")
         con.execute("CREATE TABLE cells AS SELECT DISTINCT cell_id FROM template.reference.cells")
         rows = _landed_rows_sql(work, day, "event_time, imsi, cell_id, event_type, tac")
@@ -271,14 +279,8 @@ def child_minimal_chain(work: str, day: str) -> dict:
             "SEMI JOIN cells USING (cell_id)"
         )
         staged = time.perf_counter()
-        changes = con.execute(
-            "SELECT count(*) FILTER (WHERE changed) FROM (SELECT cell_id IS DISTINCT FROM "
-            "lag(cell_id) OVER (PARTITION BY device_key ORDER BY event_time, cell_id) AS changed FROM events)"
-        ).fetchone()[0]  # type: ignore[index]
+        changes = _count_cell_changes(con, "device_key")
         ended = time.perf_counter()
-    finally:
-        con.close()
-        path.unlink(missing_ok=True)
     return {
         "wall_s": ended - started,
         "pseudonyms_s": pseudonymised - started,

@@ -13,6 +13,7 @@ import pytest
 
 from crowd_platform.evaluate import EvaluationResult, evaluate, sensitivity
 from crowd_platform.pseudonym import pseudonymise
+from crowd_platform_tests.conftest import write_visitor_days
 
 KEY = b"evaluate-test-key-0123456789"
 D1, D2, D3 = dt.date(2022, 6, 1), dt.date(2022, 6, 2), dt.date(2022, 6, 3)  # the warehouse holds D1 and D2
@@ -174,10 +175,11 @@ def _write_warehouse(path: Path, legacy_kpi_table: bool = False) -> None:
     )
     con.execute(
         "CREATE TABLE core.zone_visits (event_date DATE, device_key VARCHAR, zone_id VARCHAR, is_visit BOOLEAN, "
-        "visitor_class VARCHAR)"
+        "visitor_class VARCHAR, dwell_s DOUBLE, origin_country VARCHAR, home_municipality VARCHAR)"
     )
     con.executemany(
-        "INSERT INTO core.zone_visits VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO core.zone_visits (event_date, device_key, zone_id, is_visit, visitor_class) "
+        "VALUES (?, ?, ?, ?, ?)",
         [
             (D1, DEVICE["resident"], CITY, True, "resident"),
             (D2, DEVICE["resident"], CITY, True, "resident"),
@@ -192,6 +194,7 @@ def _write_warehouse(path: Path, legacy_kpi_table: bool = False) -> None:
             (D1, STRANGER, CITY, True, "domestic_visitor"),
         ],
     )
+    write_visitor_days(con)
     con.close()
 
 

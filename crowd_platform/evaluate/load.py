@@ -61,7 +61,7 @@ def load_published(warehouse: Path) -> Published:
     # None of the tables read here has a GEOMETRY column, so the spatial extension is not needed.
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        needed = [("marts", "zone_daily"), ("core", "device_homes"), ("core", "zone_visits")]
+        needed = [("marts", "zone_daily"), ("core", "device_homes"), ("core", "visitor_days")]
         absent = [f"{schema}.{table}" for schema, table in needed if not _has_table(con, schema, table)]
         # marts.event_kpis (DESIGN section 4); a warehouse built before the move has event.event_kpis.
         kpi_table = next(
@@ -111,9 +111,9 @@ def load_published(warehouse: Path) -> Published:
             con,
             """
             WITH per_class AS (
-                SELECT device_key, coalesce(visitor_class, 'unknown') AS visitor_class, count(*) AS visits
-                FROM core.zone_visits
-                WHERE is_visit AND event_date BETWEEN ? AND ?
+                SELECT device_key, coalesce(visitor_class, 'unknown') AS visitor_class, sum(visits) AS visits
+                FROM core.visitor_days
+                WHERE event_date BETWEEN ? AND ?
                 GROUP BY ALL
             )
             SELECT device_key, visitor_class, sum(visits) OVER (PARTITION BY device_key) AS visits
